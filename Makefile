@@ -1,0 +1,28 @@
+# Each target sets itself up: a virtual environment in .venv with tinysiam installed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-slow gradcheck bench bench-smoke clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[data,plot,test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/tinysiam demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
+gradcheck: $(STAMP)
+	$(BIN)/tinysiam gradcheck
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis runs

@@ -1,0 +1,21 @@
+"""Shared fixtures: where the real data sets live, and which devices to test on."""
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data_root():
+    env = os.environ.get("TINYSIAM_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_root():
+    """The folder holding omniglot/ and att_faces/; tests skip where it is absent."""
+    root = _data_root()
+    if not root.is_dir():
+        pytest.skip(f"real data sets not found at {root} (set TINYSIAM_DATA to the folder holding omniglot/ and att_faces/)")
+    return root

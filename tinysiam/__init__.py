@@ -1,0 +1,6 @@
+"""tinysiam: a small deep-learning engine on NumPy/CuPy with a Siamese toolkit."""
+from . import ops
+from .backend import gpu_available
+from .tensor import Function, Tensor, is_grad_enabled, no_grad
+
+__version__ = "0.1.0"

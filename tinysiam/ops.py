@@ -1,0 +1,458 @@
+"""The differentiable operations: one small class each, forward next to backward.
+
+Every ``backward(g)`` receives ``g = dL/d(output)`` and returns ``dL/d(input)``
+for each input; the comment on it gives the derivative it multiplies by.
+Arrays may be NumPy or CuPy: array methods (``a.sum()``) work on both, and
+``xp_of`` gives the module where a function (``xp.exp``) is needed.
+"""
+import builtins
+
+import numpy as np
+
+from .backend import scatter_add, xp_of
+from .tensor import Function, Tensor
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` down to ``shape``: the backward of NumPy broadcasting.
+
+    An input broadcast along an axis was used once per position on that axis,
+    so its gradient is the sum over that axis.
+    """
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+def _operands(op_name, a, b):
+    """Two tensors of one floating dtype; Python numbers take the tensor's dtype."""
+    ref = a if isinstance(a, Tensor) else b
+    a, b = (_tensor_like(x, ref) for x in (a, b))
+    for x in (a, b):
+        if x.dtype.kind != "f":
+            raise TypeError(f"{op_name}: needs floating-point operands, got dtype {x.dtype} (shape {x.shape}); "
+                            "convert with .astype('float32')")
+    if a.dtype != b.dtype:
+        raise TypeError(f"{op_name}: dtype mismatch {a.dtype} vs {b.dtype} (shapes {a.shape}, {b.shape}); "
+                        "convert one with .astype() so nothing is silently upcast")
+    return a, b
+
+
+def _tensor_like(x, ref):
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, (int, float)):
+        return Tensor(xp_of(ref.data).asarray(x, dtype=ref.dtype))
+    return Tensor(x)
+
+
+# ----- arithmetic ---------------------------------------------------------------
+class Add(Function):
+    def forward(self, a, b):
+        self.a_shape, self.b_shape = a.shape, b.shape
+        return a + b
+
+    def backward(self, g):  # d(a+b)/da = 1, d(a+b)/db = 1
+        return unbroadcast(g, self.a_shape), unbroadcast(g, self.b_shape)
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.a_shape, self.b_shape = a.shape, b.shape
+        return a - b
+
+    def backward(self, g):  # d(a-b)/da = 1, d(a-b)/db = -1
+        return unbroadcast(g, self.a_shape), unbroadcast(-g, self.b_shape)
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):  # d(ab)/da = b, d(ab)/db = a
+        return unbroadcast(g * self.b, self.a.shape), unbroadcast(g * self.a, self.b.shape)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, g):  # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+        grad_a = g / self.b
+        return unbroadcast(grad_a, self.a.shape), unbroadcast(-grad_a * self.a / self.b, self.b.shape)
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, g):  # d(-x)/dx = -1
+        return -g
+
+
+class Pow(Function):
+    """x ** p for a constant exponent p."""
+
+    def __init__(self, exponent):
+        if not isinstance(exponent, (int, float)):
+            raise TypeError(f"pow: exponent must be a Python number, got {type(exponent).__name__}")
+        self.p = exponent
+
+    def forward(self, x):
+        self.x = x
+        return x**self.p
+
+    def backward(self, g):  # d(x^p)/dx = p x^(p-1)
+        return g * self.p * self.x ** (self.p - 1)
+
+
+class MatMul(Function):
+    """a @ b for 2-D (or batched, broadcasting) matrices."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, g):  # dL/da = g b^T, dL/db = a^T g
+        grad_a = g @ self.b.swapaxes(-1, -2)
+        grad_b = self.a.swapaxes(-1, -2) @ g
+        return unbroadcast(grad_a, self.a.shape), unbroadcast(grad_b, self.b.shape)
+
+
+# ----- reductions ---------------------------------------------------------------
+def _normalize_axis(axis, ndim):
+    """``axis`` as a sorted tuple of non-negative axes (None = all)."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+    return tuple(sorted(a % ndim for a in axes))
+
+
+class Sum(Function):
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        self.shape = x.shape
+        self.axes = _normalize_axis(self.axis, x.ndim)
+        return x.sum(axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, g):  # d(sum x)/dx_i = 1: copy g to every summed position
+        if not self.keepdims:
+            g = g.reshape([1 if i in self.axes else n for i, n in enumerate(self.shape)])
+        return xp_of(g).broadcast_to(g, self.shape)
+
+
+class Mean(Function):
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        self.shape = x.shape
+        self.axes = _normalize_axis(self.axis, x.ndim)
+        self.count = int(np.prod([x.shape[a] for a in self.axes]))
+        return x.mean(axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, g):  # d(mean x)/dx_i = 1/n
+        if not self.keepdims:
+            g = g.reshape([1 if i in self.axes else n for i, n in enumerate(self.shape)])
+        return xp_of(g).broadcast_to(g / self.count, self.shape)
+
+
+class Max(Function):
+    """Maximum over axes; tied maxima share the gradient equally."""
+
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        self.axes = _normalize_axis(self.axis, x.ndim)
+        top = x.max(axis=self.axes, keepdims=True)
+        self.winners = x == top
+        return top if self.keepdims else top.squeeze(self.axes)
+
+    def backward(self, g):  # d(max x)/dx_i = 1 where x_i is the maximum (1/k for a k-way tie)
+        if not self.keepdims:
+            g = xp_of(g).expand_dims(g, self.axes)
+        share = self.winners / self.winners.sum(axis=self.axes, keepdims=True)
+        return g * share.astype(g.dtype)
+
+
+# ----- shape ----------------------------------------------------------------------
+class Reshape(Function):
+    def __init__(self, shape):
+        self.new_shape = shape
+
+    def forward(self, x):
+        self.shape = x.shape
+        try:
+            return x.reshape(self.new_shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape {x.shape} ({x.size} elements) into {self.new_shape}") from None
+
+    def backward(self, g):  # reshaping moves no value: reshape the gradient back
+        return g.reshape(self.shape)
+
+
+class Transpose(Function):
+    def __init__(self, axes=None):
+        self.axes = axes
+
+    def forward(self, x):
+        self.axes = tuple(reversed(range(x.ndim))) if self.axes is None else tuple(self.axes)
+        return x.transpose(self.axes)
+
+    def backward(self, g):  # undo the permutation
+        return g.transpose(np.argsort(self.axes))
+
+
+def _has_array_index(index):
+    parts = index if isinstance(index, tuple) else (index,)
+    return builtins.any(hasattr(p, "__len__") for p in parts)
+
+
+class GetItem(Function):
+    """x[index]: basic slicing and integer-array (fancy) indexing."""
+
+    def __init__(self, index):
+        parts = index if isinstance(index, tuple) else (index,)
+        parts = tuple(p.data if isinstance(p, Tensor) else p for p in parts)
+        self.index = parts if isinstance(index, tuple) else parts[0]
+
+    def forward(self, x):
+        self.shape, self.dtype = x.shape, x.dtype
+        return x[self.index]
+
+    def backward(self, g):  # each read element sends its gradient back where it came from
+        grad = xp_of(g).zeros(self.shape, dtype=self.dtype)
+        if _has_array_index(self.index):
+            scatter_add(grad, self.index, g)  # an index read twice gets both gradients
+        else:
+            grad[self.index] = g
+        return grad
+
+
+class Concatenate(Function):
+    def __init__(self, axis=0):
+        self.axis = axis
+
+    def forward(self, *arrays):
+        self.sizes = [a.shape[self.axis] for a in arrays]
+        return xp_of(arrays[0]).concatenate(arrays, axis=self.axis)
+
+    def backward(self, g):  # each input gets its own slice of g
+        cuts = np.cumsum(self.sizes)[:-1].tolist()
+        return tuple(xp_of(g).split(g, cuts, axis=self.axis))
+
+
+class Stack(Function):
+    def __init__(self, axis=0):
+        self.axis = axis
+
+    def forward(self, *arrays):
+        return xp_of(arrays[0]).stack(arrays, axis=self.axis)
+
+    def backward(self, g):  # input i gets g[..., i, ...] along the new axis
+        return tuple(xp_of(g).moveaxis(g, self.axis, 0))
+
+
+class AsType(Function):
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+
+    def forward(self, x):
+        self.in_dtype = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, g):  # identity, cast back
+        return g.astype(self.in_dtype)
+
+
+# ----- element-wise functions ------------------------------------------------------
+class Exp(Function):
+    def forward(self, x):
+        self.out = xp_of(x).exp(x)
+        return self.out
+
+    def backward(self, g):  # d(e^x)/dx = e^x
+        return g * self.out
+
+
+class Log(Function):
+    def forward(self, x):
+        self.x = x
+        return xp_of(x).log(x)
+
+    def backward(self, g):  # d(log x)/dx = 1/x
+        return g / self.x
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        self.out = xp_of(x).sqrt(x)
+        return self.out
+
+    def backward(self, g):  # d(sqrt x)/dx = 1 / (2 sqrt x)
+        return g / (2 * self.out)
+
+
+class Abs(Function):
+    def forward(self, x):
+        self.x = x
+        return abs(x)
+
+    def backward(self, g):  # d|x|/dx = sign(x), taken as 0 at x = 0
+        return g * xp_of(g).sign(self.x)
+
+
+class ReLU(Function):
+    def forward(self, x):
+        self.positive = x > 0
+        return x * self.positive
+
+    def backward(self, g):  # d relu(x)/dx = 1 if x > 0 else 0
+        return g * self.positive
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        # 1 / (1 + e^-x) written as exp(-log(1 + e^-x)): logaddexp never overflows
+        self.out = xp_of(x).exp(-xp_of(x).logaddexp(0, -x))
+        return self.out
+
+    def backward(self, g):  # d sigma(x)/dx = sigma(x) (1 - sigma(x))
+        return g * self.out * (1 - self.out)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        self.out = xp_of(x).tanh(x)
+        return self.out
+
+    def backward(self, g):  # d tanh(x)/dx = 1 - tanh(x)^2
+        return g * (1 - self.out * self.out)
+
+
+class Clip(Function):
+    """Limit to [low, high] (either may be None)."""
+
+    def __init__(self, low=None, high=None):
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"clip: low={low} is greater than high={high}")
+        self.low, self.high = low, high
+
+    def forward(self, x):
+        self.x = x
+        return xp_of(x).clip(x, self.low, self.high)
+
+    def backward(self, g):  # 1 inside [low, high] (bounds included), 0 where clipped
+        inside = xp_of(g).ones(self.x.shape, dtype=bool)
+        if self.low is not None:
+            inside &= self.x >= self.low
+        if self.high is not None:
+            inside &= self.x <= self.high
+        return g * inside
+
+
+# ----- functional interface (also attached to Tensor as methods) ---------------------
+def add(a, b):
+    return Add()(*_operands("add", a, b))
+
+
+def sub(a, b):
+    return Sub()(*_operands("sub", a, b))
+
+
+def mul(a, b):
+    return Mul()(*_operands("mul", a, b))
+
+
+def div(a, b):
+    return Div()(*_operands("div", a, b))
+
+
+def matmul(a, b):
+    a, b = _operands("matmul", a, b)
+    if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align (need (..., n, k) @ (..., k, m))")
+    return MatMul()(a, b)
+
+
+def sum(x, axis=None, keepdims=False):
+    return Sum(axis, keepdims)(x)
+
+
+def mean(x, axis=None, keepdims=False):
+    return Mean(axis, keepdims)(x)
+
+
+def max(x, axis=None, keepdims=False):
+    return Max(axis, keepdims)(x)
+
+
+def reshape(x, *shape):
+    return Reshape(shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)(x)
+
+
+def transpose(x, *axes):
+    return Transpose(axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes or None)(x)
+
+
+def concatenate(tensors, axis=0):
+    return Concatenate(axis)(*tensors)
+
+
+def stack(tensors, axis=0):
+    return Stack(axis)(*tensors)
+
+
+def exp(x):
+    return Exp()(x)
+
+
+def log(x):
+    return Log()(x)
+
+
+def sqrt(x):
+    return Sqrt()(x)
+
+
+def abs(x):
+    return Abs()(x)
+
+
+def relu(x):
+    return ReLU()(x)
+
+
+def sigmoid(x):
+    return Sigmoid()(x)
+
+
+def tanh(x):
+    return Tanh()(x)
+
+
+def clip(x, low=None, high=None):
+    return Clip(low, high)(x)
+
+
+def maximum(x, value):
+    """max(x, value) for a scalar ``value``; the gradient passes where x >= value."""
+    return Clip(low=value)(x)
+
+
+for _name in ("sum", "mean", "max", "reshape", "transpose", "exp", "log", "sqrt", "abs",
+              "relu", "sigmoid", "tanh", "clip", "maximum"):
+    setattr(Tensor, _name, globals()[_name])
+Tensor.T = property(transpose)
