@@ -1,0 +1,182 @@
+"""2-D convolution and max-pooling, with hand-written backward passes.
+
+Tensors are (N, C, H, W) to the user, but the arrays these ops return are
+stored channel-first over the batch, (C, N, H, W) in memory: a convolution is
+then ONE matrix product ``weight (OC, C*KH*KW) @ columns (C*KH*KW, N*OH*OW)``
+whose result is already in that layout, and element-wise ops (relu, pooling
+slices) keep an input's memory order, so the next convolution reads it without
+a transpose. ``out.transpose(1, 0, 2, 3)`` is the free view between the two.
+"""
+import numpy as np
+
+from .backend import xp_of
+from .tensor import Function, Tensor
+
+COLUMN_BUDGET_BYTES = 256 * 2**20  # larger im2col matrices are built a slice of the batch at a time
+
+
+def _pair(value, name):
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return pair
+
+
+def _channel_first_zeros(xp, shape, dtype):
+    """Zeros of logical shape (N, C, H, W) stored as (C, N, H, W)."""
+    n, c, h, w = shape
+    return xp.zeros((c, n, h, w), dtype=dtype).transpose(1, 0, 2, 3)
+
+
+def im2col(x, kernel, stride):
+    """Columns of every kernel window: (C*KH*KW, N*OH*OW) for x (N, C, H, W).
+
+    A strided view picks each window without copying; the final reshape makes
+    the one copy the matrix product needs.
+    """
+    (kh, kw), (sh, sw) = kernel, stride
+    n, c, h, w = x.shape
+    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+    s_n, s_c, s_h, s_w = x.strides
+    windows = xp_of(x).lib.stride_tricks.as_strided(
+        x, shape=(c, kh, kw, n, oh, ow), strides=(s_c, s_h, s_w, s_n, s_h * sh, s_w * sw))
+    return windows.reshape(c * kh * kw, n * oh * ow)
+
+
+def col2im_add(grad_x, cols, kernel, stride, out_size):
+    """Add column gradients back onto the (padded) input gradient, in place.
+
+    One strided ``+=`` per kernel offset: every window that read pixel p adds
+    its share to p. (Faster than ``np.add.at`` on large layers, no index array.)
+    """
+    (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_size
+    n, c = grad_x.shape[:2]
+    cols = cols.reshape(c, kh, kw, n, oh, ow).transpose(3, 0, 1, 2, 4, 5)
+    for i in range(kh):
+        for j in range(kw):
+            grad_x[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += cols[:, :, i, j]
+
+
+class Conv2dOp(Function):
+    """Cross-correlation of x (N, C, H, W) with weight (OC, C, KH, KW), plus bias (OC,)."""
+
+    def __init__(self, stride=1, padding=0):
+        self.stride, self.padding = _pair(stride, "stride"), _pair(padding, "padding")
+
+    def forward(self, x, weight, bias=None):
+        xp = xp_of(x)
+        (ph, pw), (sh, sw) = self.padding, self.stride
+        n, c, h, w = x.shape
+        oc, _, kh, kw = weight.shape
+        self.kernel = (kh, kw)
+        self.padded = _channel_first_zeros(xp, (n, c, h + 2 * ph, w + 2 * pw), x.dtype)
+        self.padded[:, :, ph:ph + h, pw:pw + w] = x
+        self.out_size = ((h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1)
+        self.weight, self.has_bias = weight, bias is not None
+        w2 = weight.reshape(oc, -1)
+        out = xp.empty((oc, n) + self.out_size, dtype=x.dtype)
+        for lo, hi in self._batch_slices(n, c):
+            cols = im2col(self.padded[lo:hi], self.kernel, self.stride)
+            out[:, lo:hi] = (w2 @ cols).reshape(oc, hi - lo, *self.out_size)
+        if bias is not None:
+            out += bias.reshape(oc, 1, 1, 1)
+        return out.transpose(1, 0, 2, 3)
+
+    def backward(self, g):  # dL/dW = g @ cols^T, dL/dcols = W^T @ g, dL/dx = col2im(dL/dcols)
+        xp = xp_of(g)
+        n, c = self.padded.shape[:2]
+        oc = self.weight.shape[0]
+        w2 = self.weight.reshape(oc, -1)
+        g = g.transpose(1, 0, 2, 3)  # (OC, N, OH, OW): free for outputs of this op
+        grad_w = xp.zeros_like(w2)
+        grad_padded = _channel_first_zeros(xp, self.padded.shape, g.dtype)
+        for lo, hi in self._batch_slices(n, c):
+            g2 = g[:, lo:hi].reshape(oc, -1)
+            cols = im2col(self.padded[lo:hi], self.kernel, self.stride)  # recomputed: cheaper than storing
+            grad_w += g2 @ cols.T
+            col2im_add(grad_padded[lo:hi], w2.T @ g2, self.kernel, self.stride, self.out_size)
+        (ph, pw), (hp, wp) = self.padding, self.padded.shape[2:]
+        grad_x = grad_padded[:, :, ph:hp - ph, pw:wp - pw]
+        grad_w = grad_w.reshape(self.weight.shape)
+        return (grad_x, grad_w, g.sum(axis=(1, 2, 3))) if self.has_bias else (grad_x, grad_w)
+
+    def _batch_slices(self, n, c):
+        """Slices of the batch whose column matrix fits in COLUMN_BUDGET_BYTES."""
+        per_sample = c * self.kernel[0] * self.kernel[1] * self.out_size[0] * self.out_size[1]
+        step = max(1, COLUMN_BUDGET_BYTES // (per_sample * self.padded.itemsize))
+        return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+
+
+class MaxPool2dOp(Function):
+    """Maximum over each KxK window (windows past the edge are dropped, as in PyTorch)."""
+
+    def __init__(self, kernel_size=2, stride=None):
+        self.kernel = _pair(kernel_size, "kernel_size")
+        self.stride = self.kernel if stride is None else _pair(stride, "stride")
+
+    def _window_views(self, x, out_size):
+        """For each kernel offset (i, j): the view of x holding that offset of every window."""
+        (kh, kw), (sh, sw), (oh, ow) = self.kernel, self.stride, out_size
+        for i in range(kh):
+            for j in range(kw):
+                yield x[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
+
+    def forward(self, x):
+        xp = xp_of(x)
+        (kh, kw), (sh, sw) = self.kernel, self.stride
+        self.shape, self.strides = x.shape, x.strides
+        self.out_size = ((x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1)
+        # element-wise maxima of the KH*KW offset views, remembering which offset won
+        views = self._window_views(x, self.out_size)
+        best = next(views).copy(order="K")
+        self.argmax = xp.zeros(best.shape, dtype=np.int8)
+        for offset, view in enumerate(views, start=1):
+            better = view > best  # strict: the first maximum wins ties, like PyTorch
+            self.argmax[better] = offset
+            xp.maximum(best, view, out=best)
+        return best
+
+    def backward(self, g):  # dL/dx = g at the window's maximum, 0 elsewhere
+        grad_x = _channel_first_zeros(xp_of(g), self.shape, g.dtype)
+        for offset, view in enumerate(self._window_views(grad_x, self.out_size)):
+            view += g * (self.argmax == offset)
+        return grad_x
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0):
+    """Convolve x (N, C, H, W) with weight (OC, C, KH, KW) and add bias (OC,)."""
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    for name, t in zip(("x", "weight", "bias"), inputs):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"conv2d: {name} must be a Tensor, got {type(t).__name__}")
+        if t.dtype.kind != "f":
+            raise TypeError(f"conv2d: {name} must be floating-point, got dtype {t.dtype}")
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError(f"conv2d: x must be (N, C, H, W) and weight (OC, C, KH, KW); got x {x.shape}, weight {weight.shape}")
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(f"conv2d: x has {x.shape[1]} channels (shape {x.shape}) but weight expects "
+                         f"{weight.shape[1]} (weight shape {weight.shape})")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+    if len({t.dtype for t in inputs}) > 1:
+        raise TypeError(f"conv2d: dtypes differ: {[str(t.dtype) for t in inputs]}")
+    op = Conv2dOp(stride, padding)
+    (ph, pw), (kh, kw) = op.padding, weight.shape[2:]
+    if min(op.stride) < 1 or min(op.padding) < 0:
+        raise ValueError(f"conv2d: stride must be >= 1 and padding >= 0, got stride={stride}, padding={padding}")
+    if x.shape[2] + 2 * ph < kh or x.shape[3] + 2 * pw < kw:
+        raise ValueError(f"conv2d: kernel {kh}x{kw} is larger than the padded input {x.shape[2] + 2 * ph}x{x.shape[3] + 2 * pw}")
+    return op(*inputs)
+
+
+def max_pool2d(x, kernel_size=2, stride=None):
+    """Max-pool x (N, C, H, W) over kernel_size windows (stride defaults to kernel_size)."""
+    op = MaxPool2dOp(kernel_size, stride)
+    if x.ndim != 4:
+        raise ValueError(f"max_pool2d: x must be (N, C, H, W), got shape {x.shape}")
+    if min(op.kernel) < 1 or min(op.stride) < 1 or op.kernel[0] * op.kernel[1] > 127:
+        raise ValueError(f"max_pool2d: kernel_size must be >= 1 with at most 127 elements, and stride >= 1; "
+                         f"got kernel_size={kernel_size}, stride={stride}")
+    if x.shape[2] < op.kernel[0] or x.shape[3] < op.kernel[1]:
+        raise ValueError(f"max_pool2d: kernel {op.kernel} is larger than the input {x.shape[2:]}")
+    return op(x)
