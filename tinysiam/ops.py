@@ -308,7 +308,7 @@ class Sqrt(Function):
 class Abs(Function):
     def forward(self, x):
         self.x = x
-        return abs(x)
+        return xp_of(x).abs(x)
 
     def backward(self, g):  # d|x|/dx = sign(x), taken as 0 at x = 0
         return g * xp_of(g).sign(self.x)

@@ -1,0 +1,78 @@
+"""Catalogue entries for the layers: gradients w.r.t. the input and every parameter."""
+import numpy as np
+
+from .. import nn
+from .ops import away_from_zero, distinct
+from . import Check
+
+
+def module_check(name, group, layer, inputs, train=True):
+    """Check a module in float64 w.r.t. its inputs and each of its parameters.
+
+    gradcheck passes its own tensors for the parameters; they stand in for the
+    layer's attributes during the call (the layer's registry is untouched).
+    """
+    layer.astype(np.float64).train(train)
+    slots = [(module, attr) for module in layer.modules() for attr in module._parameters]
+
+    def fn(*tensors):
+        originals = [getattr(m, a) for m, a in slots]
+        for (m, a), value in zip(slots, tensors[len(inputs):]):
+            object.__setattr__(m, a, value)
+        try:
+            return layer(*tensors[:len(inputs)])
+        finally:
+            for (m, a), original in zip(slots, originals):
+                object.__setattr__(m, a, original)
+
+    return Check(name, group, fn, list(inputs) + [getattr(m, a).data.copy() for m, a in slots])
+
+
+def layer_check(name, layer, x, train=True):
+    return module_check(name, "layer", layer, [x], train)
+
+
+def checks(rng):
+    n = rng.standard_normal
+    dropout = nn.Dropout(0.4, rng=np.random.default_rng(1))
+    return [
+        layer_check("Linear(4, 3)", nn.Linear(4, 3, rng=rng), n((5, 4))),
+        layer_check("Linear(3, 2) on (2, 4, 3)", nn.Linear(3, 2, rng=rng), n((2, 4, 3))),
+        layer_check("Conv2d(2, 3, 3)", nn.Conv2d(2, 3, 3, rng=rng), n((2, 2, 5, 6))),
+        layer_check("Conv2d(1, 2, 3, stride=2, padding=1)", nn.Conv2d(1, 2, 3, stride=2, padding=1, rng=rng),
+                    n((2, 1, 7, 6))),
+        layer_check("Conv2d(2, 2, (2, 3), stride=(2, 1), no bias)",
+                    nn.Conv2d(2, 2, (2, 3), stride=(2, 1), bias=False, rng=rng), n((1, 2, 5, 5))),
+        layer_check("MaxPool2d(2)", nn.MaxPool2d(2), distinct(rng, (2, 2, 4, 6))),
+        layer_check("MaxPool2d(3, stride=2)", nn.MaxPool2d(3, 2), distinct(rng, (1, 2, 7, 7))),
+        layer_check("Flatten", nn.Flatten(), n((2, 3, 2, 2))),
+        layer_check("ReLU", nn.ReLU(), away_from_zero(rng, (3, 4))),
+        layer_check("Sigmoid", nn.Sigmoid(), n((3, 4))),
+        layer_check("Tanh", nn.Tanh(), n((3, 4))),
+        layer_check("Dropout(0.4) train (fixed mask)", _FixedDropout(dropout), n((4, 5))),
+        layer_check("BatchNorm1d(3) train", nn.BatchNorm1d(3), n((6, 3))),
+        layer_check("BatchNorm1d(3) eval", _with_running_stats(nn.BatchNorm1d(3), rng), n((4, 3)), train=False),
+        layer_check("BatchNorm2d(2) train", nn.BatchNorm2d(2), n((3, 2, 3, 2))),
+        layer_check("BatchNorm2d(2) eval", _with_running_stats(nn.BatchNorm2d(2), rng), n((2, 2, 3, 3)), train=False),
+        layer_check("Sequential(Conv2d, BatchNorm2d, ReLU, MaxPool2d, Flatten, Linear)",
+                    nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, rng=rng), nn.BatchNorm2d(2), nn.Tanh(),
+                                  nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 3, rng=rng)), n((3, 1, 4, 4))),
+    ]
+
+
+class _FixedDropout(nn.Module):
+    """Dropout whose mask is drawn again from the same seed on every call, so finite differences see one function."""
+
+    def __init__(self, dropout):
+        super().__init__()
+        self.dropout = dropout
+
+    def forward(self, x):
+        self.dropout.rng = np.random.default_rng(7)
+        return self.dropout(x)
+
+
+def _with_running_stats(layer, rng):
+    layer.running_mean = rng.standard_normal(layer.num_features).astype(np.float32)
+    layer.running_var = rng.uniform(0.5, 2.0, layer.num_features).astype(np.float32)
+    return layer

@@ -1,0 +1,274 @@
+"""The losses of the sources, each one fused op with a hand-derived backward.
+
+Label convention everywhere: ``same = 1`` means the pair is of the same class,
+``same = 0`` different. Each paper's own convention is mapped onto it in
+docs/derivations.md, which also derives every gradient below step by step.
+
+Every loss takes ``reduction``: "mean" (default), "sum" or "none" (one value
+per sample). At a hinge's corner, max(0, x) at x = 0, the derivative used is 0.
+"""
+import numpy as np
+
+from .backend import xp_of
+from .distances import check_embeddings, distance_op
+from .tensor import Function, Tensor
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+class LossOp(Function):
+    """Per-sample losses, then a reduction; subclasses give ``per_sample`` and its derivative."""
+
+    def __init__(self, reduction="mean"):
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        self.reduction = reduction
+
+    def reduce(self, losses):
+        self.n = losses.shape[0]
+        if self.reduction == "none":
+            return losses
+        return losses.mean() if self.reduction == "mean" else losses.sum()
+
+    def per_sample_grad(self, g):
+        """dL/d(loss_i): g itself for "none", g (or g / n for "mean") copied to every sample."""
+        if self.reduction == "none":
+            return g
+        return xp_of(g).full(self.n, g / self.n if self.reduction == "mean" else g, dtype=g.dtype)
+
+
+# ----- pair losses on a distance (or energy) per pair -----------------------------------------
+class ContrastiveLoss(LossOp):
+    """Hadsell, Chopra & LeCun 2006: L = same * D^2 / 2 + (1 - same) * max(0, m - D)^2 / 2.
+
+    dL/dD = same * D - (1 - same) * max(0, m - D).  (docs/derivations.md#contrastive-loss)
+    """
+
+    def __init__(self, margin, reduction="mean"):
+        super().__init__(reduction)
+        self.margin = margin
+
+    def forward(self, d, same):
+        self.d, self.same = d, same
+        self.gap = xp_of(d).maximum(self.margin - d, 0)
+        return self.reduce(same * d * d / 2 + (1 - same) * self.gap * self.gap / 2)
+
+    def backward(self, g):  # dL/dD = same * D - (1 - same) * max(0, m - D)
+        return self.per_sample_grad(g) * (self.same * self.d - (1 - self.same) * self.gap), None
+
+
+class ContrastiveLinearLoss(LossOp):
+    """Lecture notes' linear form: L = same * D + (1 - same) * max(0, m - D).
+
+    dL/dD = same - (1 - same) * [D < m].  (docs/derivations.md#linear-contrastive-loss)
+    """
+
+    def __init__(self, margin, reduction="mean"):
+        super().__init__(reduction)
+        self.margin = margin
+
+    def forward(self, d, same):
+        self.same = same
+        self.inside = d < self.margin  # the hinge is active (D = m counts as inactive)
+        return self.reduce(same * d + (1 - same) * xp_of(d).maximum(self.margin - d, 0))
+
+    def backward(self, g):  # dL/dD = same - (1 - same) * [D < m]
+        return self.per_sample_grad(g) * (self.same - (1 - self.same) * self.inside), None
+
+
+class ChopraEnergyLoss(LossOp):
+    """Chopra, Hadsell & LeCun 2005: L = same * (2/Q) E^2 + (1 - same) * 2 Q exp(-2.77 E / Q).
+
+    dL/dE = same * 4 E / Q - (1 - same) * 5.54 exp(-2.77 E / Q).  (docs/derivations.md#chopra-energy-loss)
+    """
+
+    def __init__(self, q, reduction="mean"):
+        super().__init__(reduction)
+        self.q = q
+
+    def forward(self, e, same):
+        self.e, self.same = e, same
+        self.decay = xp_of(e).exp(-2.77 * e / self.q)
+        return self.reduce(same * (2 / self.q) * e * e + (1 - same) * 2 * self.q * self.decay)
+
+    def backward(self, g):  # dL/dE = same * 4E/Q - (1 - same) * 5.54 exp(-2.77 E / Q)
+        slope = self.same * 4 * self.e / self.q - (1 - self.same) * 5.54 * self.decay
+        return self.per_sample_grad(g) * slope, None
+
+
+class BCEWithLogitsLoss(LossOp):
+    """Binary cross-entropy on logits z with target y = same:
+    L = -y log sigmoid(z) - (1 - y) log(1 - sigmoid(z)) = max(z, 0) - z y + log(1 + exp(-|z|)).
+
+    The right-hand form never overflows. dL/dz = sigmoid(z) - y.  (docs/derivations.md#binary-cross-entropy)
+    """
+
+    def forward(self, z, y):
+        xp = xp_of(z)
+        self.z, self.y = z, y
+        return self.reduce(xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-abs(z))))
+
+    def backward(self, g):  # dL/dz = sigmoid(z) - y
+        xp = xp_of(g)
+        sigmoid = xp.exp(-xp.logaddexp(0, -self.z))
+        return self.per_sample_grad(g) * (sigmoid - self.y), None
+
+
+class MSELoss(LossOp):
+    """Mean squared error per sample (Relation Network): L_i = mean_k (p_ik - t_ik)^2.
+
+    dL_i/dp = 2 (p - t) / K, dL_i/dt = -2 (p - t) / K.  (docs/derivations.md#mean-squared-error)
+    """
+
+    def forward(self, p, t):
+        self.diff = p - t
+        self.k = max(p[0].size, 1)
+        return self.reduce((self.diff * self.diff).reshape(p.shape[0], -1).mean(axis=1))
+
+    def backward(self, g):  # dL_i/dp = 2 (p - t) / K
+        scale = self.per_sample_grad(g).reshape((-1,) + (1,) * (self.diff.ndim - 1))
+        grad = 2 * scale * self.diff / self.k
+        return grad, -grad
+
+
+# ----- losses on embeddings -----------------------------------------------------------------------
+class TripletLoss(LossOp):
+    """Schroff et al. 2015 (FaceNet): L = max(0, m + d(a, p) - d(a, n)).
+
+    Reuses the distance ops' own forward/backward: with active = [m + d(a,p) - d(a,n) > 0],
+    dL/d(d(a,p)) = active and dL/d(d(a,n)) = -active.  (docs/derivations.md#triplet-loss)
+    """
+
+    def __init__(self, margin, distance="l2", reduction="mean"):
+        super().__init__(reduction)
+        self.margin = margin
+        self.positive_distance, self.negative_distance = distance_op(distance), distance_op(distance)
+
+    def forward(self, a, p, n):
+        d_ap = self.positive_distance.forward(a, p)
+        d_an = self.negative_distance.forward(a, n)
+        hinge = self.margin + d_ap - d_an
+        self.active = hinge > 0
+        return self.reduce(hinge * self.active)
+
+    def backward(self, g):  # chain rule through both distances, only where the hinge is active
+        g_active = self.per_sample_grad(g) * self.active
+        grad_a1, grad_p = self.positive_distance.backward(g_active)
+        grad_a2, grad_n = self.negative_distance.backward(-g_active)
+        return grad_a1 + grad_a2, grad_p, grad_n
+
+
+class NTXentLoss(LossOp):
+    """NT-Xent / InfoNCE (SimCLR, Chen et al. 2020) over N positive pairs (z1_i, z2_i).
+
+    The 2N views are L2-normalised, u = z / |z|; s_ij = u_i . u_j / T. For view i with
+    partner p(i): L_i = -s_ip(i) + log sum_{j != i} exp(s_ij). With P = softmax over j != i,
+    dL/ds_ij = P_ij - [j = p(i)]; then ds -> du -> dz.  (docs/derivations.md#nt-xent)
+    """
+
+    def __init__(self, temperature, reduction="mean"):
+        super().__init__(reduction)
+        self.t = temperature
+
+    def forward(self, z1, z2):
+        xp = xp_of(z1)
+        z = xp.concatenate([z1, z2])
+        n2 = z.shape[0]
+        self.norm = xp.sqrt((z * z).sum(axis=1, keepdims=True))
+        self.u = z / self.norm
+        s = self.u @ self.u.T / self.t
+        s[xp.arange(n2), xp.arange(n2)] = -xp.inf  # a view is not its own negative
+        self.partner = (xp.arange(n2) + n2 // 2) % n2
+        top = s.max(axis=1, keepdims=True)
+        exp_s = xp.exp(s - top)
+        self.softmax = exp_s / exp_s.sum(axis=1, keepdims=True)
+        log_sum = xp.log(exp_s.sum(axis=1)) + top[:, 0]
+        return self.reduce(log_sum - s[xp.arange(n2), self.partner])
+
+    def backward(self, g):  # dL/ds = P - onehot(partner); s = u u^T / T; u = z / |z|
+        xp = xp_of(g)
+        n2 = self.u.shape[0]
+        grad_s = self.softmax.copy()
+        grad_s[xp.arange(n2), self.partner] -= 1
+        grad_s *= self.per_sample_grad(g)[:, None]
+        grad_u = (grad_s + grad_s.T) @ self.u / self.t
+        # through the normalisation: du/dz removes the radial part, then divides by |z|
+        grad_z = (grad_u - self.u * (grad_u * self.u).sum(axis=1, keepdims=True)) / self.norm
+        return grad_z[: n2 // 2], grad_z[n2 // 2:]
+
+
+# ----- checking arguments -------------------------------------------------------------------------------
+def _positive(name, value):
+    if not (isinstance(value, (int, float, np.floating)) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def _values_and_labels(name, values, same):
+    """``values`` (N,) floating Tensor and ``same`` (N,) of 0/1, as a constant Tensor of values' dtype."""
+    if not isinstance(values, Tensor):
+        raise TypeError(f"{name}: expected a Tensor, got {type(values).__name__}")
+    if values.ndim != 1 or values.shape[0] == 0:
+        raise ValueError(f"{name}: expected a non-empty (N,) tensor, got shape {values.shape}")
+    if values.dtype.kind != "f":
+        raise TypeError(f"{name}: expected floating point values, got dtype {values.dtype}")
+    xp = xp_of(values.data)
+    if bool(xp.isnan(values.data).any()):
+        raise ValueError(f"{name}: the input contains NaN")
+    labels = xp.asarray(same.data if isinstance(same, Tensor) else same)
+    if labels.shape != values.shape:
+        raise ValueError(f"{name}: same has shape {labels.shape} but the input has shape {values.shape}")
+    if not bool(((labels == 0) | (labels == 1)).all()):
+        bad = labels[(labels != 0) & (labels != 1)][:3].tolist()
+        raise ValueError(f"{name}: same must hold only 0 (different) and 1 (same), got values like {bad}")
+    return Tensor(labels.astype(values.dtype))
+
+
+def contrastive_loss(distance, same, margin=1.0, reduction="mean"):
+    """Hadsell et al. 2006 contrastive loss on pair distances; see ``ContrastiveLoss``."""
+    _positive("margin", margin)
+    return ContrastiveLoss(margin, reduction)(distance, _values_and_labels("contrastive_loss", distance, same))
+
+
+def contrastive_linear_loss(distance, same, margin=1.0, reduction="mean"):
+    """Linear (hinge) contrastive loss of the lecture notes; see ``ContrastiveLinearLoss``."""
+    _positive("margin", margin)
+    return ContrastiveLinearLoss(margin, reduction)(
+        distance, _values_and_labels("contrastive_linear_loss", distance, same))
+
+
+def chopra_energy_loss(energy, same, q, reduction="mean"):
+    """Chopra et al. 2005 loss on energies E (L1 distances) bounded by Q; see ``ChopraEnergyLoss``."""
+    _positive("q", q)
+    return ChopraEnergyLoss(q, reduction)(energy, _values_and_labels("chopra_energy_loss", energy, same))
+
+
+def bce_with_logits(logits, same, reduction="mean"):
+    """Binary cross-entropy on logits (Koch et al. 2015 head); see ``BCEWithLogitsLoss``."""
+    return BCEWithLogitsLoss(reduction)(logits, _values_and_labels("bce_with_logits", logits, same))
+
+
+def mse_loss(prediction, target, reduction="mean"):
+    """Mean squared error (Relation Networks score vs 1 = same / 0 = different); see ``MSELoss``."""
+    for name, t in (("prediction", prediction), ("target", target)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"mse_loss: {name} must be a Tensor, got {type(t).__name__}")
+    if prediction.shape != target.shape or prediction.ndim == 0 or prediction.shape[0] == 0:
+        raise ValueError(f"mse_loss: prediction {prediction.shape} and target {target.shape} must have one "
+                         "non-empty shape")
+    return MSELoss(reduction)(prediction, target)
+
+
+def triplet_loss(anchor, positive, negative, margin=1.0, distance="l2", reduction="mean"):
+    """max(0, m + d(a, p) - d(a, n)) for (N, D) embeddings; see ``TripletLoss``."""
+    _positive("margin", margin)
+    check_embeddings("triplet_loss", anchor, positive, negative)
+    return TripletLoss(margin, distance, reduction)(anchor, positive, negative)
+
+
+def nt_xent_loss(z1, z2, temperature=0.5, reduction="mean"):
+    """NT-Xent over N positive pairs (rows of z1 and z2); see ``NTXentLoss``. Needs N >= 2."""
+    _positive("temperature", temperature)
+    check_embeddings("nt_xent_loss", z1, z2)
+    if z1.shape[0] < 2:
+        raise ValueError(f"nt_xent_loss: needs at least 2 pairs (negatives come from the batch), got {z1.shape[0]}")
+    return NTXentLoss(temperature, reduction)(z1, z2)

@@ -1,0 +1,165 @@
+"""Evaluation metrics: verification (ROC, AUC, EER), retrieval, and N-way k-shot accuracy.
+
+Verification scores are similarities (higher = more likely the same class)
+with labels ``same = 1`` for same-class pairs; pass ``-distance`` to score
+with a distance.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend import to_numpy
+from .distances import pairwise_distances
+
+
+def _scores_and_labels(scores, same):
+    scores, same = to_numpy(scores).astype(np.float64).ravel(), to_numpy(same).ravel()
+    if scores.shape != same.shape:
+        raise ValueError(f"scores has {scores.size} values but same has {same.size}")
+    if not np.isin(same, (0, 1)).all():
+        raise ValueError(f"same must hold only 0 and 1, got values {np.unique(same)[:5].tolist()}")
+    if same.all() or not same.any():
+        raise ValueError("the ROC needs both same (1) and different (0) pairs; got only one kind")
+    if np.isnan(scores).any():
+        raise ValueError("scores contain NaN")
+    return scores, same.astype(bool)
+
+
+def roc_curve(scores, same):
+    """(fpr, tpr, thresholds): one point per distinct score, from (0, 0) to (1, 1).
+
+    At threshold t a pair is called "same" when score >= t.
+    """
+    scores, same = _scores_and_labels(scores, same)
+    order = np.argsort(-scores, kind="stable")
+    scores, same = scores[order], same[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]  # tied scores move together
+    tp = np.cumsum(same)[last_of_tie]
+    fp = np.cumsum(~same)[last_of_tie]
+    tpr = np.r_[0.0, tp / same.sum()]
+    fpr = np.r_[0.0, fp / (~same).sum()]
+    return fpr, tpr, np.r_[np.inf, scores[last_of_tie]]
+
+
+def auc(fpr, tpr):
+    """Area under a curve by the trapezoid rule."""
+    fpr, tpr = np.asarray(fpr, np.float64), np.asarray(tpr, np.float64)
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def roc_auc(scores, same):
+    return auc(*roc_curve(scores, same)[:2])
+
+
+def equal_error_rate(scores, same):
+    """(eer, threshold) where the false-accept rate equals the false-reject rate (1 - tpr),
+    linearly interpolated between the two ROC points that bracket the crossing."""
+    fpr, tpr, thresholds = roc_curve(scores, same)
+    fnr = 1 - tpr
+    i = int(np.flatnonzero(fnr <= fpr)[0])  # first point past the crossing (fnr falls, fpr rises)
+    if i == 0:
+        return 0.0, float(thresholds[1])
+    # on the segment from point i-1 to i, solve fpr(s) = fnr(s) for s in [0, 1]
+    gap_before, gap_after = fnr[i - 1] - fpr[i - 1], fnr[i] - fpr[i]
+    s = gap_before / (gap_before - gap_after) if gap_before != gap_after else 0.0
+    eer = fpr[i - 1] + s * (fpr[i] - fpr[i - 1])
+    threshold = thresholds[i] if np.isinf(thresholds[i - 1]) else thresholds[i - 1] + s * (thresholds[i] - thresholds[i - 1])
+    return float(eer), float(threshold)
+
+
+def best_threshold_accuracy(scores, same):
+    """(accuracy, threshold): the best accuracy of "same iff score >= threshold"."""
+    fpr, tpr, thresholds = roc_curve(scores, same)
+    same = to_numpy(same).ravel().astype(bool)
+    correct = tpr * same.sum() + (1 - fpr) * (~same).sum()
+    best = int(np.argmax(correct))
+    return float(correct[best] / same.size), float(thresholds[best])
+
+
+# ----- retrieval ------------------------------------------------------------------------------
+def _neighbour_labels(embeddings, labels, k, metric, chunk=1024):
+    """Labels of each item's k nearest other items (leave-one-out), chunked to bound memory."""
+    embeddings, labels = to_numpy(embeddings).astype(np.float64), to_numpy(labels).ravel()
+    if len(embeddings) != len(labels):
+        raise ValueError(f"embeddings has {len(embeddings)} rows but labels has {len(labels)}")
+    if not 1 <= k < len(labels):
+        raise ValueError(f"k must be between 1 and {len(labels) - 1}, got {k}")
+    rows = []
+    for lo in range(0, len(embeddings), chunk):
+        d = pairwise_distances(embeddings[lo:lo + chunk], embeddings, metric)
+        d[np.arange(len(d)), np.arange(lo, lo + len(d))] = np.inf  # an item is not its own neighbour
+        nearest = np.argpartition(d, k - 1, axis=1)[:, :k] if k < d.shape[1] else np.argsort(d, axis=1)
+        order = np.take_along_axis(d, nearest, axis=1).argsort(axis=1, kind="stable")
+        rows.append(labels[np.take_along_axis(nearest, order, axis=1)])
+    return np.concatenate(rows), labels
+
+
+def precision_at_1(embeddings, labels, metric="l2"):
+    """Fraction of items whose nearest other item has the same label."""
+    neighbours, labels = _neighbour_labels(embeddings, labels, 1, metric)
+    return float(np.mean(neighbours[:, 0] == labels))
+
+
+def recall_at_k(embeddings, labels, k, metric="l2"):
+    """Fraction of items with at least one same-label item among their k nearest (metric-learning usage)."""
+    neighbours, labels = _neighbour_labels(embeddings, labels, k, metric)
+    return float(np.mean((neighbours == labels[:, None]).any(axis=1)))
+
+
+# ----- few-shot episodes ------------------------------------------------------------------------------
+@dataclass
+class EpisodeResult:
+    accuracy: float
+    ci95: float  # half-width of the 95% confidence interval of the mean over episodes
+    episodes: int
+
+    def __str__(self):
+        return f"{self.accuracy:.2%} +- {self.ci95:.2%} ({self.episodes} episodes)"
+
+
+def sample_episodes(labels, n_way, k_shot, n_query=1, n_episodes=100, seed=0):
+    """Seeded N-way k-shot episodes: a list of (support (n_way, k_shot), query (n_way, n_query)) index arrays."""
+    labels = to_numpy(labels).ravel()
+    classes, counts = np.unique(labels, return_counts=True)
+    eligible = classes[counts >= k_shot + n_query]
+    if n_way < 2 or k_shot < 1 or n_query < 1:
+        raise ValueError(f"need n_way >= 2, k_shot >= 1, n_query >= 1; got {n_way}, {k_shot}, {n_query}")
+    if len(eligible) < n_way:
+        raise ValueError(f"{n_way}-way {k_shot}-shot with {n_query} queries needs {n_way} classes with "
+                         f"{k_shot + n_query}+ items; only {len(eligible)} qualify")
+    rng = np.random.default_rng(seed)
+    episodes = []
+    for _ in range(n_episodes):
+        chosen = rng.choice(eligible, size=n_way, replace=False)
+        picks = np.stack([rng.choice(np.flatnonzero(labels == c), size=k_shot + n_query, replace=False)
+                          for c in chosen])
+        episodes.append((picks[:, :k_shot], picks[:, k_shot:]))
+    return episodes
+
+
+def n_way_k_shot_accuracy(data, labels, n_way, k_shot=1, n_query=1, n_episodes=200, seed=0, metric="l2",
+                          score_fn=None):
+    """Mean accuracy over seeded episodes, with a 95% confidence interval.
+
+    Without ``score_fn``, ``data`` are embeddings: each class is the mean of its
+    k support embeddings (a prototype) and a query goes to the nearest one.
+    With ``score_fn(queries, supports) -> (nq, ns) similarities``, ``data`` are
+    whatever it takes (e.g. images for Koch's head); a class scores the mean
+    over its k supports.
+    """
+    data = to_numpy(data)
+    if len(data) != len(to_numpy(labels).ravel()):
+        raise ValueError(f"data has {len(data)} items but labels has {len(to_numpy(labels).ravel())}")
+    accuracies = []
+    for support, query in sample_episodes(labels, n_way, k_shot, n_query, n_episodes, seed):
+        if score_fn is None:
+            prototypes = data[support].mean(axis=1)
+            scores = -pairwise_distances(data[query.ravel()], prototypes, metric)
+        else:
+            scores = np.asarray(score_fn(data[query.ravel()], data[support.ravel()]))
+            scores = scores.reshape(len(query.ravel()), n_way, k_shot).mean(axis=2)
+        truth = np.repeat(np.arange(n_way), n_query)
+        accuracies.append(np.mean(np.argmax(scores, axis=1) == truth))
+    accuracies = np.asarray(accuracies)
+    ci = 1.96 * accuracies.std(ddof=1) / np.sqrt(len(accuracies)) if len(accuracies) > 1 else float("nan")
+    return EpisodeResult(float(accuracies.mean()), float(ci), len(accuracies))

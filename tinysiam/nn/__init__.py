@@ -1,0 +1,8 @@
+"""Layers and modules, PyTorch-style: ``tinysiam.nn.Linear(4, 2)``."""
+from . import init
+from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNormOp
+from .layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, Tanh
+from .module import Module, Parameter
+
+__all__ = ["init", "BatchNorm1d", "BatchNorm2d", "BatchNormOp", "Conv2d", "Dropout", "Flatten", "Linear",
+           "MaxPool2d", "ReLU", "Sequential", "Sigmoid", "Tanh", "Module", "Parameter"]

@@ -1,0 +1,144 @@
+"""Layers: Linear, Conv2d, MaxPool2d, Flatten, activations, Dropout, Sequential."""
+import numpy as np
+
+from .. import ops
+from ..backend import xp_of
+from ..conv import _pair, conv2d, max_pool2d
+from ..tensor import Tensor
+from . import init as initializers
+from .module import Module, Parameter
+
+
+def check_float_input(layer, x):
+    """Layers compute in floating point: refuse integer images or labels with a clear message."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{layer}: expected a Tensor, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{layer}: input has dtype {x.dtype}; convert it with .astype('float32')")
+
+
+class Linear(Module):
+    """y = x W^T + b, with W of shape (out_features, in_features)."""
+
+    def __init__(self, in_features, out_features, bias=True, init="he", rng=None):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        weight, b = initializers.weight_and_bias(init, (out_features, in_features), in_features, out_features,
+                                                 dense=True, rng=rng)
+        self.weight = Parameter(weight)
+        self.bias = Parameter(b) if bias else None
+
+    def forward(self, x):
+        check_float_input("Linear", x)
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"Linear({self.in_features}, {self.out_features}): input has shape {x.shape}, "
+                             f"expected last dimension {self.in_features}")
+        y = x @ self.weight.T
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+
+
+class Conv2d(Module):
+    """2-D convolution over (N, C, H, W) inputs; weight (out_channels, in_channels, KH, KW)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, init="he", rng=None):
+        super().__init__()
+        kh, kw = _pair(kernel_size, "kernel_size")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
+        weight, b = initializers.weight_and_bias(init, (out_channels, in_channels, kh, kw), in_channels * kh * kw,
+                                                 out_channels * kh * kw, dense=False, rng=rng)
+        self.weight = Parameter(weight)
+        self.bias = Parameter(b) if bias else None
+
+    def forward(self, x):
+        check_float_input("Conv2d", x)
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"Conv2d({self.in_channels}, {self.out_channels}): expected input (N, "
+                             f"{self.in_channels}, H, W), got shape {x.shape}")
+        return conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}")
+
+
+class MaxPool2d(Module):
+    def __init__(self, kernel_size=2, stride=None):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def forward(self, x):
+        return max_pool2d(x, self.kernel_size, self.stride)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}"
+
+
+class Flatten(Module):
+    """(N, ...) -> (N, product of the rest)."""
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], -1)
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return ops.relu(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return ops.sigmoid(x)
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return ops.tanh(x)
+
+
+class Dropout(Module):
+    """Zero each element with probability p in training, scaling the rest by 1/(1-p); identity in eval."""
+
+    def __init__(self, p=0.5, rng=None):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p, self.rng = p, initializers.default_rng(rng)
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        keep = self.rng.random(x.shape) >= self.p
+        mask = xp_of(x.data).asarray(keep / (1 - self.p), dtype=x.dtype)
+        return x * Tensor(mask)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class Sequential(Module):
+    """Modules applied one after the other; named "0", "1", ..."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        for i, module in enumerate(modules):
+            if not isinstance(module, Module):
+                raise TypeError(f"Sequential: item {i} is a {type(module).__name__}, not a Module")
+            setattr(self, str(i), module)
+
+    def __getitem__(self, index):
+        return list(self._modules.values())[index]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def forward(self, x):
+        for module in self:
+            x = module(x)
+        return x

@@ -1,0 +1,125 @@
+"""Figures written as PNG files (matplotlib, the ``plot`` extra). Each function returns the path.
+
+Files are written to a temporary name and renamed, so a failed plot never
+leaves a half-written image behind.
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .backend import to_numpy
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("plots need matplotlib: pip install tinysiam[plot]") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path):
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def plot_history(history, path):
+    """Loss per epoch, and on a second panel every ``*accuracy*`` column."""
+    if not history:
+        raise ValueError("history is empty: nothing to plot")
+    plt = _pyplot()
+    epochs = [row["epoch"] for row in history]
+    accuracy_keys = [k for k in history[0] if "accuracy" in k]
+    fig, axes = plt.subplots(1, 2 if accuracy_keys else 1, figsize=(10 if accuracy_keys else 5, 3.5), squeeze=False)
+    for key in (k for k in history[0] if k.endswith("loss")):
+        axes[0, 0].plot(epochs, [row[key] for row in history], marker="o", label=key)
+    axes[0, 0].set(xlabel="epoch", ylabel="loss", title="loss")
+    axes[0, 0].legend()
+    for key in accuracy_keys:
+        axes[0, 1].plot(epochs, [row[key] for row in history], marker="o", label=key)
+        axes[0, 1].set(xlabel="epoch", ylabel="accuracy", title="validation", ylim=(0, 1))
+        axes[0, 1].legend()
+    return _save(fig, path)
+
+
+def plot_roc(fpr, tpr, path, auc=None, eer=None):
+    """ROC curve with the chance diagonal; the equal-error point marked when ``eer`` is given."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    label = "ROC" if auc is None else f"ROC (AUC {auc:.3f})"
+    ax.plot(fpr, tpr, label=label)
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="chance")
+    if eer is not None:
+        ax.plot([eer], [1 - eer], "ro", label=f"EER {eer:.2%}")
+    ax.set(xlabel="false accept rate", ylabel="true accept rate", xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def pca_2d(points):
+    """Project (N, D) points on their two principal axes (centre, then the top-2 right singular vectors)."""
+    points = to_numpy(points).astype(np.float64).reshape(len(points), -1)
+    centred = points - points.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:2].T
+
+
+def plot_embeddings_2d(embeddings, labels, path, class_names=None):
+    """A PCA scatter of the embeddings coloured by class (legend for up to 20 classes)."""
+    plt = _pyplot()
+    xy, labels = pca_2d(embeddings), to_numpy(labels)
+    if len(xy) != len(labels):
+        raise ValueError(f"{len(xy)} embeddings but {len(labels)} labels")
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    classes = np.unique(labels)
+    colours = plt.get_cmap("tab20" if len(classes) > 10 else "tab10")
+    for i, c in enumerate(classes):
+        name = class_names[c] if class_names is not None else str(c)
+        ax.scatter(*xy[labels == c].T, s=10, color=colours(i % colours.N), label=name)
+    if len(classes) <= 20:
+        ax.legend(fontsize=7, markerscale=1.5, loc="best")
+    ax.set(title="embeddings (PCA)", xlabel="PC 1", ylabel="PC 2")
+    return _save(fig, path)
+
+
+def plot_one_shot(query, supports, chosen, true, path):
+    """The query and its support set; the chosen match framed green (right) or red (wrong), the true one marked."""
+    plt = _pyplot()
+    supports = to_numpy(supports)
+    n = len(supports)
+    if not (0 <= chosen < n and 0 <= true < n):
+        raise ValueError(f"chosen={chosen} and true={true} must index the {n} support images")
+    columns = min(n, 10)
+    rows = 1 + int(np.ceil(n / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.4 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    axes[0, 0].imshow(to_numpy(query).squeeze(), cmap="gray_r")
+    axes[0, 0].set_title("query", fontsize=8)
+    for i, image in enumerate(supports):
+        ax = axes[1 + i // columns, i % columns]
+        ax.imshow(image.squeeze(), cmap="gray_r")
+        if i == chosen:
+            colour = "green" if chosen == true else "red"
+            ax.axis("on")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set(color=colour, linewidth=3)
+            ax.set_title("chosen", fontsize=8, color=colour)
+        elif i == true:
+            ax.set_title("true", fontsize=8)
+    return _save(fig, path)

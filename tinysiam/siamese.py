@@ -1,0 +1,94 @@
+"""Twin and triplet networks with literally shared weights, and the pair-scoring heads.
+
+The tower is ONE module: the twin stacks its two inputs along the batch axis
+and runs the tower once, so both branches use the very same parameters, and
+backprop adds the gradients of the two branches in each parameter's ``.grad``.
+"""
+from . import nn, ops
+from .distances import check_embeddings
+from .tensor import Tensor
+
+
+def _check_batch(name, *inputs):
+    for x in inputs:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name}: inputs must be Tensors, got {type(x).__name__}")
+    shapes = [x.shape for x in inputs]
+    if len(set(shapes)) != 1:
+        raise ValueError(f"{name}: the branches' inputs must have one shape, got {shapes}")
+    if shapes[0][0] == 0:
+        raise ValueError(f"{name}: empty batch")
+
+
+class TwinNetwork(nn.Module):
+    """``forward(x1, x2)``: the two embeddings, or ``head(e1, e2)`` when a head is given."""
+
+    def __init__(self, tower, head=None):
+        super().__init__()
+        self.tower, self.head = tower, head
+
+    def embed_pair(self, x1, x2):
+        _check_batch("TwinNetwork", x1, x2)
+        n = x1.shape[0]
+        both = self.tower(ops.concatenate([x1, x2]))  # one pass over 2N inputs
+        return both[:n], both[n:]
+
+    def forward(self, x1, x2):
+        e1, e2 = self.embed_pair(x1, x2)
+        return (e1, e2) if self.head is None else self.head(e1, e2)
+
+
+class TripletNetwork(nn.Module):
+    """``forward(anchor, positive, negative)`` -> three embeddings from one tower pass."""
+
+    def __init__(self, tower):
+        super().__init__()
+        self.tower = tower
+
+    def forward(self, anchor, positive, negative):
+        _check_batch("TripletNetwork", anchor, positive, negative)
+        n = anchor.shape[0]
+        all_three = self.tower(ops.concatenate([anchor, positive, negative]))
+        return all_three[:n], all_three[n:2 * n], all_three[2 * n:]
+
+
+class KochHead(nn.Module):
+    """Koch et al. 2015: p = sigmoid(w . |h1 - h2| + b). Returns the logit w . |h1 - h2| + b.
+
+    Train it with ``bce_with_logits`` (stable); ``probability(h1, h2)`` gives p.
+    """
+
+    def __init__(self, features, rng=None):
+        super().__init__()
+        self.features = features
+        self.linear = nn.Linear(features, 1, init="koch", rng=rng)
+
+    def forward(self, h1, h2):
+        check_embeddings("KochHead", h1, h2)
+        return self.linear((h1 - h2).abs()).reshape(h1.shape[0])
+
+    def probability(self, h1, h2):
+        return self.forward(h1, h2).sigmoid()
+
+    def extra_repr(self):
+        return f"features={self.features}"
+
+
+class RelationModule(nn.Module):
+    """Sung et al. 2018: concatenate two (N, C, H, W) feature maps along channels, score in [0, 1].
+
+    conv 3x3 (2C -> hidden) - batch norm - relu - global max over H, W - linear(hidden -> 8) - relu
+    - linear(8 -> 1) - sigmoid. Train with ``mse_loss`` against 1 (same) / 0 (different).
+    """
+
+    def __init__(self, in_channels, hidden=64, rng=None):
+        super().__init__()
+        self.conv = nn.Conv2d(2 * in_channels, hidden, 3, padding=1, rng=rng)
+        self.norm = nn.BatchNorm2d(hidden)
+        self.fc1, self.fc2 = nn.Linear(hidden, 8, rng=rng), nn.Linear(8, 1, init="glorot", rng=rng)
+
+    def forward(self, f1, f2):
+        _check_batch("RelationModule", f1, f2)
+        h = self.norm(self.conv(ops.concatenate([f1, f2], axis=1))).relu()
+        h = h.max(axis=(2, 3))
+        return self.fc2(self.fc1(h).relu()).sigmoid().reshape(f1.shape[0])
