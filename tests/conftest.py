@@ -19,3 +19,20 @@ def data_root():
     if not root.is_dir():
         pytest.skip(f"real data sets not found at {root} (set TINYSIAM_DATA to the folder holding omniglot/ and att_faces/)")
     return root
+
+
+from tinysiam.backend import gpu_available, to_device  # noqa: E402
+
+DEVICES = ["cpu", pytest.param("gpu", marks=pytest.mark.skipif(
+    not gpu_available(), reason="CuPy with a CUDA device is not available"))]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    """Run the test on NumPy, and on CuPy too where a GPU is usable."""
+    return request.param
+
+
+def on(device, *arrays):
+    """The arrays moved to ``device``."""
+    return [to_device(a, device) for a in arrays]
