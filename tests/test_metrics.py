@@ -1,0 +1,81 @@
+"""Verification, retrieval and few-shot metrics."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinysiam import metrics
+
+sklearn_metrics = pytest.importorskip("sklearn.metrics")
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(4, 60), levels=st.integers(2, 10), seed=st.integers(0, 999))
+def test_roc_and_auc_match_scikit_learn_with_ties(n, levels, seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, levels, n).astype(float)  # few levels: many ties
+    same = rng.integers(0, 2, n)
+    same[:2] = [0, 1]
+    fpr, tpr, _ = metrics.roc_curve(scores, same)
+    ref_fpr, ref_tpr, _ = sklearn_metrics.roc_curve(same, scores, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, ref_fpr)
+    np.testing.assert_allclose(tpr, ref_tpr)
+    assert metrics.roc_auc(scores, same) == pytest.approx(sklearn_metrics.roc_auc_score(same, scores))
+
+
+def test_equal_error_rate():
+    assert metrics.equal_error_rate([0.9, 0.8, 0.2, 0.1], [1, 1, 0, 0])[0] == 0.0
+    # scores 4 3 2 1 with labels 1 0 1 0: the ROC passes (0, .5) -> (.5, .5) -> (.5, 1); FPR = FNR = 0.5
+    assert metrics.equal_error_rate([4, 3, 2, 1], [1, 0, 1, 0])[0] == pytest.approx(0.5)
+    # interpolated: the crossing lies between two ROC points
+    eer, _ = metrics.equal_error_rate([5, 4, 3, 2, 1], [1, 1, 0, 1, 0])
+    assert eer == pytest.approx(1 / 3)
+
+
+def test_best_threshold_accuracy():
+    accuracy, threshold = metrics.best_threshold_accuracy([0.9, 0.7, 0.6, 0.2], [1, 0, 1, 0])
+    assert accuracy == 0.75 and threshold in (0.9, 0.6)
+
+
+def test_retrieval_by_hand():
+    emb = np.array([[0.0], [0.1], [5.0], [5.2], [0.15]])
+    labels = np.array([0, 0, 1, 1, 1])
+    assert metrics.precision_at_1(emb, labels) == pytest.approx(3 / 5)  # items 1 and 4 are each other's nearest
+    assert metrics.recall_at_k(emb, labels, 2) == pytest.approx(4 / 5)
+    assert metrics.recall_at_k(emb, labels, 3) == 1.0
+
+
+def test_n_way_accuracy_perfect_and_chance():
+    labels = np.repeat(np.arange(20), 5)
+    perfect = np.eye(20)[labels] * 10
+    assert metrics.n_way_k_shot_accuracy(perfect, labels, 5, 1, n_episodes=50).accuracy == 1.0
+    noise = np.random.default_rng(0).standard_normal((100, 8))
+    result = metrics.n_way_k_shot_accuracy(noise, labels, 5, 1, n_query=4, n_episodes=300)
+    assert abs(result.accuracy - 0.2) < 0.06 and result.ci95 < 0.05
+
+
+def test_episodes_are_seeded_and_score_fn_path_agrees():
+    labels = np.repeat(np.arange(6), 4)
+    a = metrics.sample_episodes(labels, 3, 2, 1, 5, seed=1)
+    b = metrics.sample_episodes(labels, 3, 2, 1, 5, seed=1)
+    assert all((x[0] == y[0]).all() and (x[1] == y[1]).all() for x, y in zip(a, b))
+    emb = np.random.default_rng(0).standard_normal((24, 3))
+
+    def negative_distance(q, s):
+        return -np.linalg.norm(q[:, None] - s[None], axis=2)
+
+    one = metrics.n_way_k_shot_accuracy(emb, labels, 3, 1, n_episodes=40, seed=2)
+    two = metrics.n_way_k_shot_accuracy(emb, labels, 3, 1, n_episodes=40, seed=2, score_fn=negative_distance)
+    assert one.accuracy == two.accuracy
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: metrics.roc_curve([1, 2], [1, 1]), "both same"),
+    (lambda: metrics.roc_curve([1, 2, 3], [1, 0]), "3 values"),
+    (lambda: metrics.roc_curve([1, 2], [1, 2]), "only 0 and 1"),
+    (lambda: metrics.sample_episodes(np.repeat(np.arange(3), 2), 5, 1), "only 3 qualify"),
+    (lambda: metrics.recall_at_k(np.ones((3, 2)), [0, 1, 1], 3), "k must be"),
+])
+def test_bad_input(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
