@@ -57,13 +57,3 @@ def to_device(array, device):
 def to_numpy(array):
     """A NumPy array with the same values (copies from the GPU if needed)."""
     return _cupy.asnumpy(array) if is_gpu_array(array) else np.asarray(array)
-
-
-def scatter_add(target, index, values):
-    """``target[index] += values`` that adds repeated indices up (unbuffered)."""
-    if is_gpu_array(target):
-        import cupyx
-
-        cupyx.scatter_add(target, index, values)
-    else:
-        np.add.at(target, index, values)

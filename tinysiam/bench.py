@@ -215,17 +215,24 @@ def torch_case(kind, s, device):
     return step
 
 
-def _import_dezero():
-    """DeZero 0.0.13 still uses ``np.int``, removed in NumPy 1.24: alias it before importing."""
+def _import_dezero(device="cpu"):
+    """DeZero 0.0.13 still uses ``np.int`` (removed in NumPy 1.24) and ``cupy.scatter_add``
+    (removed in CuPy 13): alias both before importing it."""
     if not hasattr(np, "int"):
         np.int = int
+    if device == "gpu":
+        import cupy
+        import cupyx
+
+        if not hasattr(cupy, "scatter_add"):
+            cupy.scatter_add = cupyx.scatter_add
     import dezero
 
     return dezero
 
 
 def dezero_case(kind, s, device):
-    dezero = _import_dezero()
+    dezero = _import_dezero(device)
     import dezero.functions as F
     import dezero.layers as L
 
@@ -346,6 +353,53 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def profile_step(net, pairs, steps=3):
+    """Seconds per step spent in each op's forward and backward (tinysiam, CPU), largest first."""
+    from collections import defaultdict
+
+    from . import conv, distances, losses, nn  # noqa: F401  (every op class must exist before wrapping)
+    from .tensor import Function
+
+    totals = defaultdict(float)
+
+    def timed(cls, method):
+        original = getattr(cls, method)
+
+        def wrapper(self, *args):
+            start = time.perf_counter()
+            try:
+                return original(self, *args)
+            finally:
+                totals[f"{cls.__name__}.{method}"] += time.perf_counter() - start
+
+        return original, wrapper
+
+    classes, stack = [], list(Function.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        classes.append(cls)
+        stack.extend(cls.__subclasses__())
+    originals = {}
+    for cls in classes:
+        for method in ("forward", "backward"):
+            if method in vars(cls):
+                originals[cls, method], wrapper = timed(cls, method)
+                setattr(cls, method, wrapper)
+    try:
+        step = tinysiam_case("step", {"net": net, "pairs": pairs}, "cpu")
+        step()
+        totals.clear()
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        total = (time.perf_counter() - start) / steps
+    finally:
+        for (cls, method), original in originals.items():
+            setattr(cls, method, original)
+    rows = sorted(((k, v / steps) for k, v in totals.items()), key=lambda kv: -kv[1])
+    return total, rows
+
+
 def gemm_peak(threads, size=2048, repeat=5):
     """float32 GEMM GFLOP/s of NumPy's BLAS here (best of ``repeat``), measured in a subprocess."""
     code = (f"import numpy as np, time; a=np.random.rand({size},{size}).astype(np.float32); b=a.copy(); a@b; "
@@ -371,9 +425,7 @@ def available(contender, device):
             if device == "gpu" and not torch.cuda.is_available():
                 return "torch sees no CUDA device"
         elif contender == "dezero":
-            _import_dezero()
-            if device == "gpu":
-                import cupy  # noqa: F401
+            _import_dezero(device)
         elif device == "gpu":
             from .backend import check_device
 
@@ -480,6 +532,7 @@ def main(argv=None):
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--json", help="write the full report here")
     parser.add_argument("--markdown", help="write the table here")
+    parser.add_argument("--profile", choices=("mini", "koch"), help="per-op time of one tinysiam training step")
     parser.add_argument("--worker", nargs=2, metavar=("BENCHMARK", "CONTENDER"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.smoke:
@@ -489,6 +542,13 @@ def main(argv=None):
     if unknown:
         print(f"tinysiam bench: unknown benchmark {unknown[0]!r}; choose from {', '.join(names)}", file=sys.stderr)
         return 2
+    if args.profile:
+        total, rows = profile_step(args.profile, 64 if args.profile == "mini" else 32)
+        print(f"tinysiam {args.profile} step: {total * 1e3:.1f} ms; time inside ops (the rest is Python glue):")
+        print("| op | ms per step | share |\n| --- | --- | --- |")
+        for name, seconds in rows[:12]:
+            print(f"| {name} | {seconds * 1e3:.1f} | {seconds / total:.0%} |")
+        return 0
     if args.worker:
         print(json.dumps(worker(*args.worker, args.device, args.repeat, args.warmup, args.smoke, args.threads)))
         return 0

@@ -69,15 +69,21 @@ class Conv2dOp(Function):
         n, c, h, w = x.shape
         oc, _, kh, kw = weight.shape
         self.kernel = (kh, kw)
-        self.padded = _channel_first_zeros(xp, (n, c, h + 2 * ph, w + 2 * pw), x.dtype)
-        self.padded[:, :, ph:ph + h, pw:pw + w] = x
+        if ph or pw:
+            self.padded = _channel_first_zeros(xp, (n, c, h + 2 * ph, w + 2 * pw), x.dtype)
+            self.padded[:, :, ph:ph + h, pw:pw + w] = x
+        else:
+            self.padded = x  # nothing to pad: im2col reads x in place, whatever its layout
         self.out_size = ((h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1)
         self.weight, self.has_bias = weight, bias is not None
         w2 = weight.reshape(oc, -1)
         out = xp.empty((oc, n) + self.out_size, dtype=x.dtype)
-        for lo, hi in self._batch_slices(n, c):
+        slices = self._batch_slices(n, c)
+        for lo, hi in slices:
             cols = im2col(self.padded[lo:hi], self.kernel, self.stride)
             out[:, lo:hi] = (w2 @ cols).reshape(oc, hi - lo, *self.out_size)
+        # keep the columns for backward when they fit the budget; else backward rebuilds them slice by slice
+        self.cols = cols if len(slices) == 1 else None
         if bias is not None:
             out += bias.reshape(oc, 1, 1, 1)
         return out.transpose(1, 0, 2, 3)
@@ -89,14 +95,16 @@ class Conv2dOp(Function):
         w2 = self.weight.reshape(oc, -1)
         g = g.transpose(1, 0, 2, 3)  # (OC, N, OH, OW): free for outputs of this op
         grad_w = xp.zeros_like(w2)
-        grad_padded = _channel_first_zeros(xp, self.padded.shape, g.dtype)
+        want_x = self.needs_grad(0)  # not for the first layer: images need no gradient
+        grad_padded = _channel_first_zeros(xp, self.padded.shape, g.dtype) if want_x else None
         for lo, hi in self._batch_slices(n, c):
             g2 = g[:, lo:hi].reshape(oc, -1)
-            cols = im2col(self.padded[lo:hi], self.kernel, self.stride)  # recomputed: cheaper than storing
+            cols = self.cols if self.cols is not None else im2col(self.padded[lo:hi], self.kernel, self.stride)
             grad_w += g2 @ cols.T
-            col2im_add(grad_padded[lo:hi], w2.T @ g2, self.kernel, self.stride, self.out_size)
+            if want_x:
+                col2im_add(grad_padded[lo:hi], w2.T @ g2, self.kernel, self.stride, self.out_size)
         (ph, pw), (hp, wp) = self.padding, self.padded.shape[2:]
-        grad_x = grad_padded[:, :, ph:hp - ph, pw:wp - pw]
+        grad_x = grad_padded[:, :, ph:hp - ph, pw:wp - pw] if want_x else None  # the padding's gradient is dropped
         grad_w = grad_w.reshape(self.weight.shape)
         return (grad_x, grad_w, g.sum(axis=(1, 2, 3))) if self.has_bias else (grad_x, grad_w)
 
@@ -124,22 +132,29 @@ class MaxPool2dOp(Function):
     def forward(self, x):
         xp = xp_of(x)
         (kh, kw), (sh, sw) = self.kernel, self.stride
-        self.shape, self.strides = x.shape, x.strides
+        self.x = x
         self.out_size = ((x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1)
-        # element-wise maxima of the KH*KW offset views, remembering which offset won
+        # element-wise maxima of the KH*KW offset views: no reshape, no copy of the windows
         views = self._window_views(x, self.out_size)
-        best = next(views).copy(order="K")
-        self.argmax = xp.zeros(best.shape, dtype=np.int8)
-        for offset, view in enumerate(views, start=1):
-            better = view > best  # strict: the first maximum wins ties, like PyTorch
-            self.argmax[better] = offset
-            xp.maximum(best, view, out=best)
-        return best
+        self.out = next(views).copy(order="K")
+        for view in views:
+            xp.maximum(self.out, view, out=self.out)
+        return self.out
 
-    def backward(self, g):  # dL/dx = g at the window's maximum, 0 elsewhere
-        grad_x = _channel_first_zeros(xp_of(g), self.shape, g.dtype)
-        for offset, view in enumerate(self._window_views(grad_x, self.out_size)):
-            view += g * (self.argmax == offset)
+    def backward(self, g):  # dL/dx = g at the window's maximum (the first one if tied), 0 elsewhere
+        xp = xp_of(g)
+        grad_x = _channel_first_zeros(xp, self.x.shape, g.dtype)
+        overlapping = self.stride[0] < self.kernel[0] or self.stride[1] < self.kernel[1]
+        taken = xp.zeros(self.out.shape, dtype=bool)  # windows whose maximum was already found
+        views = zip(self._window_views(self.x, self.out_size), self._window_views(grad_x, self.out_size))
+        for x_view, grad_view in views:
+            winner = x_view == self.out
+            winner &= ~taken
+            taken |= winner
+            if overlapping:  # a pixel in two windows collects from both
+                grad_view += g * winner
+            else:  # each pixel is in one window: write, no need to read the zeros
+                xp.multiply(g, winner, out=grad_view)
         return grad_x
 
 

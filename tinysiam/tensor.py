@@ -265,6 +265,10 @@ class Function:
     def backward(self, grad_output):
         raise NotImplementedError
 
+    def needs_grad(self, i):
+        """Whether input ``i`` wants a gradient: backward may skip work for one that does not."""
+        return self.inputs[i].requires_grad
+
     def release(self):
         """Drop the arrays saved for backward (keeps the graph links)."""
         inputs = self.inputs

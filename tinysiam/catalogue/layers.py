@@ -16,6 +16,7 @@ def module_check(name, group, layer, inputs, train=True):
     slots = [(module, attr) for module in layer.modules() for attr in module._parameters]
 
     def fn(*tensors):
+        layer.to(tensors[0].device)  # buffers (BatchNorm's running statistics) follow the inputs
         originals = [getattr(m, a) for m, a in slots]
         for (m, a), value in zip(slots, tensors[len(inputs):]):
             object.__setattr__(m, a, value)

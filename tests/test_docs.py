@@ -1,0 +1,46 @@
+"""The worked examples of docs/derivations.md are the library's own numbers."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinysiam as ts
+from tinysiam import distances, losses
+
+DOC = (Path(__file__).resolve().parents[1] / "docs" / "derivations.md").read_text()
+
+
+def run(fn, *arrays):
+    tensors = [ts.Tensor(np.array(a, dtype=float), requires_grad=True) for a in arrays]
+    out = fn(*tensors)
+    out.sum().backward()
+    return out.numpy(), [t.grad for t in tensors]
+
+
+def in_doc(*numbers):
+    for number in numbers:
+        text = f"{number:.8f}".rstrip("0").rstrip(".")
+        assert text in DOC, f"{text} is not in docs/derivations.md"
+
+
+pair = np.array([1, 0])
+
+
+@pytest.mark.parametrize("fn, arrays, expected", [
+    (lambda d: losses.contrastive_loss(d, pair, 1.0, reduction="none"), [[0.6, 0.6]], [0.18, 0.08, 0.6, -0.4]),
+    (lambda d: losses.contrastive_linear_loss(d, pair, 1.0, reduction="none"), [[0.6, 0.6]], [0.6, 0.4, 1, -1]),
+    (lambda e: losses.chopra_energy_loss(e, pair, 4.0, reduction="none"), [[1.0, 1.0]], [0.5, 4.00258956, 1, -2.77179327]),
+    (lambda z: losses.bce_with_logits(z, pair, reduction="none"), [[2.0, 2.0]],
+     [0.12692801, 2.12692801, -0.11920292, 0.88079708]),
+    (lambda a, p, n: losses.triplet_loss(a, p, n, 1.0), [[[0, 0]], [[1, 0]], [[0, 1.5]]], [0.5, -1, 1, 1, 0, 0, -1]),
+    (lambda r, t: losses.mse_loss(r, t), [[[0.8]], [[1.0]]], [0.04, -0.4, 0.4]),
+    (lambda a, b: losses.nt_xent_loss(a, b, 1.0), [[[1, 0], [0, 1]], [[1, 0], [0, 1]]], [0.55144471]),
+    (distances.l2_distance, [[[3, 4]], [[0, 0]]], [5, 0.6, 0.8, -0.6, -0.8]),
+    (distances.l1_distance, [[[3, -4]], [[0, 0]]], [7, 1, -1, -1, 1]),
+    (distances.cosine_distance, [[[1, 0]], [[1, 1]]], [0.29289322, 0, -0.70710678, -0.35355339, 0.35355339]),
+])
+def test_worked_examples(fn, arrays, expected):
+    value, grads = run(fn, *arrays)
+    computed = np.concatenate([np.ravel(value)] + [g.ravel() for g in grads])
+    np.testing.assert_allclose(computed[:len(expected)], expected, atol=5e-9)
+    in_doc(*expected)
