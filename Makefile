@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow gradcheck bench bench-smoke clean
+.PHONY: demo test test-slow gradcheck bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +26,8 @@ gradcheck: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis runs
+
+# the benchmarks need the peers: PyTorch and DeZero (see benchmarks/README.md)
+bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python benchmarks/run.py --json benchmarks/results/cpu.json --markdown benchmarks/results/cpu.md

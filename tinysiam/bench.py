@@ -322,12 +322,15 @@ def _synchronize(contender, device):
         cupy.cuda.Device().synchronize()
 
 
-def worker(name, contender, device, repeat, warmup, smoke, threads):
+def worker(name, contender, device, repeat, warmup, smoke, threads, tf32=False):
     """Time one (benchmark, contender) pair in this process; returns a result dict."""
     if contender == "torch":
         import torch
 
         torch.set_num_threads(threads)
+        # PyTorch lets cuDNN convolutions use TF32 (10-bit mantissa) by default; CuPy computes
+        # true float32 unless CUPY_TF32=1. Both follow --tf32, so they do the same arithmetic.
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
     kind, settings = _benchmarks(smoke)[name]
     before = peak_rss_mb()
     run = CASES[contender](kind, settings, device)
@@ -409,8 +412,8 @@ def gemm_peak(threads, size=2048, repeat=5):
     return 2 * size**3 / float(out) / 1e9
 
 
-def _thread_env(threads):
-    env = dict(os.environ)
+def _thread_env(threads, tf32=False):
+    env = dict(os.environ, CUPY_TF32="1" if tf32 else "0")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(threads)
     return env
@@ -451,6 +454,12 @@ def machine_info(threads):
     info = {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
             "versions": versions}
     try:
+        import cupy
+
+        info["gpu"] = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    except Exception:  # no CuPy or no device: a CPU-only machine
+        pass
+    try:
         from threadpoolctl import threadpool_info
 
         info["blas"] = sorted({f"{p['internal_api']} {p.get('version')} ({p.get('architecture')})"
@@ -488,9 +497,12 @@ def markdown(report):
     info = report["machine"]
     lines = [f"Machine: {info['cpu']}, {info['cores']} cores, {info['threads']} threads, Python {info['python']}; "
              + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
-             + (f"; BLAS: {'; '.join(info['blas'])}" if info.get("blas") else ""),
+             + (f"; BLAS: {'; '.join(info['blas'])}" if info.get("blas") else "")
+             + (f"; GPU: {info['gpu']}" if info.get("gpu") else ""),
              f"float32 GEMM peak (NumPy, 2048^3, same threads): {report['gemm_peak_gflops']:.0f} GFLOP/s. "
-             f"Device: {report['device']}. Repeats: {report['repeat']} after {report['warmup']} warm-up.", "",
+             f"Device: {report['device']}" + (" with TF32 allowed for every contender" if report["tf32"] else
+                                              " (strict float32, TF32 off for every contender)")
+             + f". Repeats: {report['repeat']} after {report['warmup']} warm-up.", "",
              "| benchmark | tinysiam median (min-max) | PyTorch median | DeZero median | tinysiam / PyTorch "
              "| tinysiam / DeZero | tinysiam GFLOP/s | peak RSS MB (ts / torch / dezero) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -529,6 +541,7 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition: checks that it runs")
+    parser.add_argument("--tf32", action="store_true", help="GPU: let every contender use TF32 tensor cores")
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--json", help="write the full report here")
     parser.add_argument("--markdown", help="write the table here")
@@ -550,7 +563,8 @@ def main(argv=None):
             print(f"| {name} | {seconds * 1e3:.1f} | {seconds / total:.0%} |")
         return 0
     if args.worker:
-        print(json.dumps(worker(*args.worker, args.device, args.repeat, args.warmup, args.smoke, args.threads)))
+        print(json.dumps(worker(*args.worker, args.device, args.repeat, args.warmup, args.smoke, args.threads,
+                                args.tf32)))
         return 0
     contenders = [c for c in args.contenders.split(",") if c]
     reasons = {c: available(c, args.device) for c in contenders}
@@ -571,7 +585,8 @@ def main(argv=None):
                 continue
             command = [sys.executable, "-m", "tinysiam.bench", "--worker", name, contender, "--device", args.device,
                        "--repeat", str(args.repeat), "--warmup", str(args.warmup), "--threads", str(args.threads)]
-            done = subprocess.run(command + (["--smoke"] if args.smoke else []), env=_thread_env(args.threads),
+            flags = (["--smoke"] if args.smoke else []) + (["--tf32"] if args.tf32 else [])
+            done = subprocess.run(command + flags, env=_thread_env(args.threads, args.tf32),
                                   capture_output=True, text=True)
             if done.returncode:
                 last = (done.stderr.strip().splitlines() or ["failed"])[-1]
@@ -581,7 +596,7 @@ def main(argv=None):
         rows.append(summarise(name, kind, settings, args.device, runs, peak))
         medians = {c: f"{r['median_s'] * 1e3:.2f} ms" for c, r in rows[-1]["contenders"].items() if "median_s" in r}
         print(f"{name}: {medians}", flush=True)
-    report = {"machine": machine_info(args.threads), "device": args.device, "repeat": args.repeat,
+    report = {"machine": machine_info(args.threads), "device": args.device, "tf32": args.tf32, "repeat": args.repeat,
               "warmup": args.warmup, "smoke": args.smoke, "gemm_peak_gflops": peak, "rows": rows}
     table = markdown(report)
     print(table)

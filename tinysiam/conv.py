@@ -31,8 +31,9 @@ def _channel_first_zeros(xp, shape, dtype):
 def im2col(x, kernel, stride):
     """Columns of every kernel window: (C*KH*KW, N*OH*OW) for x (N, C, H, W).
 
-    A strided view picks each window without copying; the final reshape makes
-    the one copy the matrix product needs.
+    A strided view picks each window without copying; one explicit copy then
+    lays the columns out for the matrix product. (``ascontiguousarray`` before the
+    reshape: NumPy's reshape of such a view copies element by element, 10x slower.)
     """
     (kh, kw), (sh, sw) = kernel, stride
     n, c, h, w = x.shape
@@ -40,7 +41,7 @@ def im2col(x, kernel, stride):
     s_n, s_c, s_h, s_w = x.strides
     windows = xp_of(x).lib.stride_tricks.as_strided(
         x, shape=(c, kh, kw, n, oh, ow), strides=(s_c, s_h, s_w, s_n, s_h * sh, s_w * sw))
-    return windows.reshape(c * kh * kw, n * oh * ow)
+    return xp_of(x).ascontiguousarray(windows).reshape(c * kh * kw, n * oh * ow)
 
 
 def col2im_add(grad_x, cols, kernel, stride, out_size):
