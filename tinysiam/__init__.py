@@ -1,7 +1,9 @@
 """tinysiam: a small deep-learning engine on NumPy/CuPy with a Siamese toolkit."""
-from . import nn, ops, optim
+from . import backend, nn, ops, optim
 from .backend import gpu_available
 from .serialization import load, load_checkpoint, save, save_checkpoint
 from .tensor import Function, Tensor, is_grad_enabled, no_grad
 
 __version__ = "0.1.0"
+
+backend.reuse_freed_memory()  # large temporaries are reused, not re-faulted, step after step

@@ -586,8 +586,10 @@ def main(argv=None):
             command = [sys.executable, "-m", "tinysiam.bench", "--worker", name, contender, "--device", args.device,
                        "--repeat", str(args.repeat), "--warmup", str(args.warmup), "--threads", str(args.threads)]
             flags = (["--smoke"] if args.smoke else []) + (["--tf32"] if args.tf32 else [])
-            done = subprocess.run(command + flags, env=_thread_env(args.threads, args.tf32),
-                                  capture_output=True, text=True)
+            env = _thread_env(args.threads, args.tf32)
+            if contender != "tinysiam":  # peers run with the allocator they ship with
+                env["TINYSIAM_MALLOC_TUNING"] = "0"
+            done = subprocess.run(command + flags, env=env, capture_output=True, text=True)
             if done.returncode:
                 last = (done.stderr.strip().splitlines() or ["failed"])[-1]
                 runs[contender] = {"skipped": f"error: {last[:120]}"}
