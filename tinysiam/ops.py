@@ -28,24 +28,28 @@ def unbroadcast(grad, shape):
     return grad
 
 
-def _operands(op_name, a, b):
-    """Two tensors of one floating dtype; Python numbers take the tensor's dtype."""
-    ref = a if isinstance(a, Tensor) else b
-    a, b = (_tensor_like(x, ref) for x in (a, b))
-    for x in (a, b):
+def _operands(op_name, *operands):
+    """Tensors of one floating dtype; Python numbers take the dtype of the first tensor."""
+    if not operands:
+        raise ValueError(f"{op_name}: needs at least one tensor, got none")
+    ref = next((x for x in operands if isinstance(x, Tensor)), None)
+    tensors = [_tensor_like(x, ref) for x in operands]
+    for x in tensors:
         if x.dtype.kind != "f":
             raise TypeError(f"{op_name}: needs floating-point operands, got dtype {x.dtype} (shape {x.shape}); "
                             "convert with .astype('float32')")
-    if a.dtype != b.dtype:
-        raise TypeError(f"{op_name}: dtype mismatch {a.dtype} vs {b.dtype} (shapes {a.shape}, {b.shape}); "
+    if len({x.dtype for x in tensors}) > 1:
+        dtypes = " vs ".join(str(x.dtype) for x in tensors)
+        shapes = ", ".join(str(x.shape) for x in tensors)
+        raise TypeError(f"{op_name}: dtype mismatch {dtypes} (shapes {shapes}); "
                         "convert one with .astype() so nothing is silently upcast")
-    return a, b
+    return tensors
 
 
 def _tensor_like(x, ref):
     if isinstance(x, Tensor):
         return x
-    if isinstance(x, (int, float)):
+    if isinstance(x, (int, float)) and ref is not None:
         return Tensor(xp_of(ref.data).asarray(x, dtype=ref.dtype))
     return Tensor(x)
 
@@ -208,8 +212,10 @@ class Transpose(Function):
         self.axes = axes
 
     def forward(self, x):
-        self.axes = tuple(reversed(range(x.ndim))) if self.axes is None else tuple(self.axes)
-        return x.transpose(self.axes)
+        axes = tuple(reversed(range(x.ndim))) if self.axes is None else tuple(self.axes)
+        out = x.transpose(axes)  # raises on a bad permutation
+        self.axes = tuple(a % x.ndim for a in axes)  # non-negative, so argsort in backward inverts it
+        return out
 
     def backward(self, g):  # undo the permutation
         return g.transpose(np.argsort(self.axes))
@@ -317,7 +323,7 @@ class Abs(Function):
 class ReLU(Function):
     def forward(self, x):
         self.positive = x > 0
-        return x * self.positive
+        return xp_of(x).where(self.positive, x, 0)  # not x * positive: that gives -inf * 0 = nan
 
     def backward(self, g):  # d relu(x)/dx = 1 if x > 0 else 0
         return g * self.positive
@@ -408,11 +414,11 @@ def transpose(x, *axes):
 
 
 def concatenate(tensors, axis=0):
-    return Concatenate(axis)(*tensors)
+    return Concatenate(axis)(*_operands("concatenate", *tensors))
 
 
 def stack(tensors, axis=0):
-    return Stack(axis)(*tensors)
+    return Stack(axis)(*_operands("stack", *tensors))
 
 
 def exp(x):

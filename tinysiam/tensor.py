@@ -132,17 +132,19 @@ class Tensor:
 
         grads = {id(self): grad}  # gradient of the final output w.r.t. each tensor
         for tensor in _topological_order(self):
+            upstream = grads.pop(id(tensor), None)
+            if upstream is None:  # every op that used it returned None for it: no gradient reaches it
+                continue
             fn = tensor.creator
-            if fn is None:  # a leaf: keep its gradient
-                g = grads.pop(id(tensor))  # may be a view shared with other tensors: copy it
-                tensor.grad = g.copy() if tensor.grad is None else tensor.grad + g
+            if fn is None:  # a leaf: keep its gradient (a copy: upstream may be a view shared with other tensors)
+                tensor.grad = upstream.copy() if tensor.grad is None else tensor.grad + upstream
                 continue
             if fn.released:
                 raise RuntimeError(
                     f"backward through {type(fn).__name__} a second time: its saved arrays were freed after the "
                     "first backward(); pass retain_graph=True to the first call"
                 )
-            input_grads = fn.backward(grads.pop(id(tensor)))
+            input_grads = fn.backward(upstream)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             for inp, g in zip(fn.inputs, input_grads):
