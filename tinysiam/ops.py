@@ -323,7 +323,7 @@ class Abs(Function):
 class ReLU(Function):
     def forward(self, x):
         self.positive = x > 0
-        return xp_of(x).where(self.positive, x, 0)  # not x * positive: that gives -inf * 0 = nan
+        return xp_of(x).maximum(x, 0)  # not x * positive: that gives -inf * 0 = nan
 
     def backward(self, g):  # d relu(x)/dx = 1 if x > 0 else 0
         return g * self.positive

@@ -1,10 +1,14 @@
 """The gradient-check catalogue: every op, layer, distance, loss, head and wrapper.
 
+Each area contributes a module with ``checks(rng) -> list[Check]``:
+``catalogue/ops.py`` (elementary ops), ``catalogue/layers.py`` (layers) and
+``catalogue/siamese.py`` (distances, losses, heads, wrappers).
 ``tinysiam gradcheck`` (or ``python -m tinysiam gradcheck``) runs each entry
 through ``gradcheck`` in float64 and prints a table; the exit status is
 non-zero if any entry fails.
 """
 import argparse
+import importlib
 import time
 from dataclasses import dataclass
 
@@ -13,25 +17,46 @@ import numpy as np
 from .. import backend
 from ..gradcheck import gradcheck
 
+AREAS = ("ops", "layers", "siamese")
+GROUPS = ("op", "layer", "distance", "loss", "head", "network")
+
 
 @dataclass
 class Check:
     name: str
-    group: str  # "op", "layer", "distance", "loss", "head", "network"
+    group: str  # one of GROUPS
     fn: object  # takes tensors, returns a tensor
     inputs: list  # float64 arrays are checked; integer arrays are held constant
 
 
-def all_checks(seed=0, groups=None):
-    from . import layers, ops, siamese
+def area_modules():
+    """The catalogue modules that exist; an area not written yet is skipped."""
+    modules = []
+    for area in AREAS:
+        name = f"{__name__}.{area}"
+        try:
+            modules.append(importlib.import_module(name))
+        except ModuleNotFoundError as e:
+            if e.name != name:  # the module exists but something it imports is missing: a real error
+                raise
+    return modules
 
+
+def all_checks(seed=0, groups=None):
+    """Every catalogue entry (or those of ``groups``), with inputs drawn from ``seed``."""
+    if isinstance(groups, str):
+        groups = (groups,)
+    unknown = sorted(set(groups or ()) - set(GROUPS))
+    if unknown:
+        raise ValueError(f"groups: unknown group(s) {unknown}; choose from {GROUPS}")
     rng = np.random.default_rng(seed)
-    checks = ops.checks(rng) + layers.checks(rng) + siamese.checks(rng)
+    checks = [check for module in area_modules() for check in module.checks(rng)]
     return [c for c in checks if groups is None or c.group in groups]
 
 
 def run_checks(checks, device="cpu"):
     """One row per check: name, group, shapes, max relative error, passed, error message."""
+    backend.check_device(device)
     rows = []
     for check in checks:
         inputs = [backend.to_device(x, device) for x in check.inputs]
@@ -49,6 +74,7 @@ def run_checks(checks, device="cpu"):
 
 
 def format_table(rows):
+    """An aligned text table of ``run_checks`` rows, the failures' reports, and a summary line."""
     widths = [max([len(h)] + [len(str(r[k])) for r in rows]) for h, k in
               (("check", "name"), ("group", "group"), ("input shapes", "shapes"))]
     header = f"{'check':<{widths[0]}}  {'group':<{widths[1]}}  {'input shapes':<{widths[2]}}  max rel err  result"
@@ -64,12 +90,12 @@ def format_table(rows):
 
 
 def main(argv=None):
+    """``tinysiam gradcheck``: run the catalogue, print the table; 0 if all pass, 1 if any fails, 2 on bad usage."""
     parser = argparse.ArgumentParser(prog="tinysiam gradcheck", description=__doc__.splitlines()[0])
-    parser.add_argument("--group", action="append", choices=("op", "layer", "distance", "loss", "head", "network"),
-                        help="only these groups (repeatable)")
-    parser.add_argument("-k", dest="substring", help="only checks whose name contains this")
+    parser.add_argument("--group", action="append", choices=GROUPS, help="only these groups (repeatable)")
+    parser.add_argument("-k", dest="substring", help="only checks whose name contains this (any case)")
     parser.add_argument("--device", choices=backend.DEVICES, default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     args = parser.parse_args(argv)
     if args.device == "gpu":
         try:
@@ -77,9 +103,10 @@ def main(argv=None):
         except RuntimeError as e:
             print(f"tinysiam gradcheck: error: {e}")
             return 2
-    checks = [c for c in all_checks(args.seed, args.group) if not args.substring or args.substring in c.name]
+    substring = (args.substring or "").lower()
+    checks = [c for c in all_checks(args.seed, args.group) if substring in c.name.lower()]
     if not checks:
-        print("tinysiam gradcheck: no check matches")
+        print(f"tinysiam gradcheck: no check matches -k {args.substring!r} in groups {args.group or 'all'}")
         return 2
     rows = run_checks(checks, args.device)
     print(format_table(rows))

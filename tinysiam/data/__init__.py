@@ -1,10 +1,14 @@
-"""Readers for the data sets of the papers, a small labelled-images container, and augmentation.
+"""The data sets of the papers, a small labelled-images container, augmentation, and downloads.
 
-Every reader takes the official archive (a .zip) or the folder it unpacks to.
-Images come back as float32 arrays (N, 1, H, W) in [0, 1].
+Every reader takes the official archive (a .zip) or the folder it unpacks to,
+and returns ``LabelledImages`` with float32 images (N, 1, H, W) in [0, 1].
 """
 from .augment import affine_augment
 from .datasets import LabelledImages
-from .readers import load_att_faces, load_digits, load_mnist, load_omniglot
+from .digits import load_digits
+from .download import fetch
+from .faces import load_att_faces
+from .mnist import load_mnist
+from .omniglot import load_omniglot
 
-__all__ = ["affine_augment", "LabelledImages", "load_att_faces", "load_digits", "load_mnist", "load_omniglot"]
+__all__ = ["LabelledImages", "affine_augment", "fetch", "load_att_faces", "load_digits", "load_mnist", "load_omniglot"]

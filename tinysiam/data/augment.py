@@ -1,63 +1,103 @@
-"""Koch et al. 2015 affine distortions, vectorised over the batch (NumPy or CuPy).
+"""Koch et al. 2015 affine distortions, vectorised over the batch (NumPy or CuPy arrays).
 
-Each image gets its own rotation, shear, scale and translation; each of the
-four components is switched on independently with probability 1/2 (else it is
-the identity). The image is resampled bilinearly around its centre; pixels
-that come from outside the image are 0.
+Every image gets its own map: rotation in [-10, 10] degrees, shear in
+[-0.3, 0.3] along x and along y, scale in [0.8, 1.2] along x and along y, and
+translation in [-2, 2] pixels along x and along y. Each of these seven
+parameters is switched on independently with probability 1/2 (else it is the
+identity value), as in the paper. The image is resampled bilinearly around its
+centre; pixels that come from outside the image are 0.
 """
 import numpy as np
 
 from ..backend import xp_of
 
 
-def affine_augment(images, rng, probability=0.5, max_rotation=10.0, max_shear=0.3, scale=(0.8, 1.2),
-                   max_translation=2.0):
-    """Distort a batch (N, C, H, W); ``rng`` is a numpy Generator. Angles in degrees, shifts in pixels."""
-    if images.ndim != 4:
-        raise ValueError(f"images must be (N, C, H, W), got shape {images.shape}")
+def affine_augment(images, rng, probability=0.5, rotation=(-10.0, 10.0), shear=(-0.3, 0.3), scale=(0.8, 1.2),
+                   translation=(-2.0, 2.0)):
+    """Distort a batch (N, C, H, W) with random Koch affine maps; ``rng`` is a ``numpy.random.Generator``.
+
+    Each range is (low, high); rotation in degrees, translation in pixels. The
+    result has the input's shape, dtype and array module.
+    """
+    matrices, shifts = random_affine(len(images), rng, probability, rotation, shear, scale, translation)
+    return affine_warp(images, matrices, shifts)
+
+
+def random_affine(n, rng, probability=0.5, rotation=(-10.0, 10.0), shear=(-0.3, 0.3), scale=(0.8, 1.2),
+                  translation=(-2.0, 2.0)):
+    """``n`` random maps: matrices (n, 2, 2) = rotation @ shear @ scale acting on (x, y), and shifts (n, 2)."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     if not 0 <= probability <= 1:
         raise ValueError(f"probability must be in [0, 1], got {probability}")
+    for name, (low, high) in (("rotation", rotation), ("shear", shear), ("scale", scale), ("translation", translation)):
+        if low > high:
+            raise ValueError(f"{name} must be a range (low, high) with low <= high, got {(low, high)}")
+    if scale[0] <= 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+
+    def draw(value_range, identity, count):
+        """``count`` rows of n values: uniform in the range where switched on, ``identity`` elsewhere."""
+        switched_on = rng.random((count, n)) < probability
+        return np.where(switched_on, rng.uniform(*value_range, size=(count, n)), identity)
+
+    (angle,) = np.radians(draw(rotation, 0.0, 1))
+    shear_x, shear_y = draw(shear, 0.0, 2)
+    scale_x, scale_y = draw(scale, 1.0, 2)
+    shift_x, shift_y = draw(translation, 0.0, 2)
+    cos, sin, ones, zeros = np.cos(angle), np.sin(angle), np.ones(n), np.zeros(n)
+    rotations = _matrices(cos, -sin, sin, cos)
+    shears = _matrices(ones, shear_x, shear_y, ones)
+    scalings = _matrices(scale_x, zeros, zeros, scale_y)
+    return rotations @ shears @ scalings, np.stack([shift_x, shift_y], axis=1)
+
+
+def _matrices(a, b, c, d):
+    """Per-item 2x2 matrices [[a, b], [c, d]] from four (n,) arrays."""
+    return np.stack([a, b, c, d], axis=-1).reshape(-1, 2, 2)
+
+
+def affine_warp(images, matrices, shifts):
+    """Move each image (N, C, H, W) by its map p -> A p + t about the image centre.
+
+    ``matrices`` (N, 2, 2) and ``shifts`` (N, 2) act on (x, y) = (column, row)
+    coordinates; they are NumPy arrays even when ``images`` is on the GPU.
+    """
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape (N, C, H, W), got {images.shape}")
+    if images.dtype.kind != "f":
+        raise TypeError(f"images must be floating point, got dtype {images.dtype}")
     xp = xp_of(images)
     n, _, h, w = images.shape
+    if np.shape(matrices) != (n, 2, 2) or np.shape(shifts) != (n, 2):
+        raise ValueError(f"matrices must be ({n}, 2, 2) and shifts ({n}, 2), got {np.shape(matrices)} and "
+                         f"{np.shape(shifts)}")
+    inverse = xp.asarray(np.linalg.inv(matrices))[:, :, :, None, None]  # (N, 2, 2, 1, 1): broadcasts over pixels
+    shifts = xp.asarray(shifts)
 
-    def component(low, high, identity, count=1):
-        """Random values where the component is on, the identity value elsewhere."""
-        on = rng.random((count, n)) < probability
-        return np.where(on, rng.uniform(low, high, (count, n)), identity)
-
-    (angle,) = np.radians(component(-max_rotation, max_rotation, 0.0))
-    shear_x, shear_y = component(-max_shear, max_shear, 0.0, count=2)
-    scale_x, scale_y = component(scale[0], scale[1], 1.0, count=2)
-    shift_x, shift_y = component(-max_translation, max_translation, 0.0, count=2)
-
-    # forward map: rotation @ shear @ scale, per image (n, 2, 2), acting on (x, y) about the centre
-    cos, sin = np.cos(angle), np.sin(angle)
-    rotation = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
-    shear = np.stack([np.stack([np.ones(n), shear_x], -1), np.stack([shear_y, np.ones(n)], -1)], -2)
-    scaling = np.stack([np.stack([scale_x, np.zeros(n)], -1), np.stack([np.zeros(n), scale_y], -1)], -2)
-    inverse = xp.asarray(np.linalg.inv(rotation @ shear @ scaling))
-
-    # for every output pixel, the source point it comes from: inverse @ (p - centre - shift) + centre
+    # every output pixel p reads the source point A^-1 (p - centre - t) + centre
     cy, cx = (h - 1) / 2, (w - 1) / 2
-    ys, xs = xp.meshgrid(xp.arange(h, dtype=np.float64) - cy, xp.arange(w, dtype=np.float64) - cx, indexing="ij")
-    px = xs[None] - xp.asarray(shift_x)[:, None, None]
-    py = ys[None] - xp.asarray(shift_y)[:, None, None]
-    src_x = inverse[:, 0, 0, None, None] * px + inverse[:, 0, 1, None, None] * py + cx
-    src_y = inverse[:, 1, 0, None, None] * px + inverse[:, 1, 1, None, None] * py + cy
-    return _bilinear(images, src_y, src_x).astype(images.dtype, copy=False)
+    ys, xs = xp.meshgrid(xp.arange(h) - cy, xp.arange(w) - cx, indexing="ij")
+    px = xs - shifts[:, 0, None, None]
+    py = ys - shifts[:, 1, None, None]
+    source_x = inverse[:, 0, 0] * px + inverse[:, 0, 1] * py + cx
+    source_y = inverse[:, 1, 0] * px + inverse[:, 1, 1] * py + cy
+    return bilinear_sample(images, source_y, source_x)
 
 
-def _bilinear(images, src_y, src_x):
-    """Sample images (N, C, H, W) at fractional points (N, H, W), 0 outside."""
+def bilinear_sample(images, source_y, source_x):
+    """Sample images (N, C, H, W) at fractional points (N, H, W) (rows, columns); 0 outside the image."""
     xp = xp_of(images)
     n, _, h, w = images.shape
-    y0, x0 = xp.floor(src_y).astype(np.int64), xp.floor(src_x).astype(np.int64)
-    wy, wx = src_y - y0, src_x - x0
+    y0, x0 = xp.floor(source_y), xp.floor(source_x)
+    fy, fx = (source_y - y0).astype(images.dtype), (source_x - x0).astype(images.dtype)
+    y0, x0 = y0.astype(np.int64), x0.astype(np.int64)
+    channels_last = images.transpose(0, 2, 3, 1)  # gathering (N, H, W) points then gives (N, H, W, C)
     batch = xp.arange(n)[:, None, None]
     out = 0
-    for dy, dx, weight in ((0, 0, (1 - wy) * (1 - wx)), (0, 1, (1 - wy) * wx), (1, 0, wy * (1 - wx)), (1, 1, wy * wx)):
+    for dy, dx, weight in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
         y, x = y0 + dy, x0 + dx
         inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
-        pixels = images[batch, :, xp.clip(y, 0, h - 1), xp.clip(x, 0, w - 1)]  # (N, H, W, C)
+        pixels = channels_last[batch, xp.clip(y, 0, h - 1), xp.clip(x, 0, w - 1)]
         out = out + pixels * (weight * inside)[..., None]
-    return out.transpose(0, 3, 1, 2)
+    return xp.ascontiguousarray(out.transpose(0, 3, 1, 2))

@@ -1,51 +1,155 @@
-"""LabelledImages: images with integer class labels, and class-disjoint splits."""
-from dataclasses import dataclass, field
+"""LabelledImages (images with class labels, class-disjoint splits) and what every reader shares.
+
+The readers take an archive exactly as published (a .zip) or the folder it
+unpacks to; ``iter_members`` walks both the same way, and ``decode_images``
+turns the image files into one float32 array with Pillow.
+"""
+import io
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 
 @dataclass
 class LabelledImages:
-    images: np.ndarray  # float32 (N, 1, H, W) in [0, 1]
-    labels: np.ndarray  # int64 (N,), indices into class_names
+    """Images (N, 1, H, W) float32 in [0, 1] with int64 labels indexing ``class_names``.
+
+    ``groups`` is optional, one entry per class (e.g. the Omniglot alphabet of
+    each character). Subsets keep the original label values, so ``class_names``
+    and ``groups`` stay valid for every part.
+    """
+    images: np.ndarray
+    labels: np.ndarray
     class_names: list
-    groups: list = field(default=None)  # per class, e.g. its Omniglot alphabet
+    groups: list = None
 
     def __post_init__(self):
-        if len(self.images) != len(self.labels):
-            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+        if self.images.ndim != 4:
+            raise ValueError(f"images must have shape (N, C, H, W), got {self.images.shape}")
+        if self.labels.shape != (len(self.images),):
+            raise ValueError(f"labels must have shape ({len(self.images)},), got {self.labels.shape}")
+        if len(self.labels) and not 0 <= self.labels.min() <= self.labels.max() < len(self.class_names):
+            raise ValueError(f"labels must lie in [0, {len(self.class_names)}) to index class_names, "
+                             f"got [{self.labels.min()}, {self.labels.max()}]")
+        if self.groups is not None and len(self.groups) != len(self.class_names):
+            raise ValueError(f"groups must have one entry per class ({len(self.class_names)}), got {len(self.groups)}")
 
     def __len__(self):
         return len(self.labels)
 
     @property
     def classes(self):
+        """The label values present, sorted."""
         return np.unique(self.labels)
 
     def subset(self, keep):
-        """The items selected by a boolean mask or index array (labels keep their values)."""
+        """The items selected by a boolean mask or an index array."""
         return LabelledImages(self.images[keep], self.labels[keep], self.class_names, self.groups)
 
     def select_classes(self, classes):
-        """The items of the given classes."""
+        """The items whose label is in ``classes``."""
         return self.subset(np.isin(self.labels, classes))
 
     def split_classes(self, first, seed=0):
-        """Two class-disjoint parts: ``first`` classes (a count, or a fraction if < 1) drawn at random, and the rest."""
+        """Two class-disjoint parts: ``first`` classes drawn at random, and the rest.
+
+        ``first`` is a count of classes, or a fraction of them when below 1.
+        """
         classes = self.classes
         n_first = int(round(first * len(classes))) if first < 1 else int(first)
         if not 0 < n_first < len(classes):
-            raise ValueError(f"first={first} leaves an empty part of {len(classes)} classes")
+            raise ValueError(f"first={first} leaves one part empty: there are {len(classes)} classes")
         chosen = np.random.default_rng(seed).choice(classes, size=n_first, replace=False)
         return self.select_classes(chosen), self.select_classes(np.setdiff1d(classes, chosen))
 
     def split_items(self, fraction, seed=0):
-        """Two item-disjoint parts over the same classes: about ``fraction`` of each class goes first."""
+        """Two item-disjoint parts over the same classes: about ``fraction`` of each class (at least one) goes first."""
         if not 0 < fraction < 1:
             raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-        rng = np.random.default_rng(seed)
+        shuffled = np.random.default_rng(seed).permutation(len(self))
+        by_class = shuffled[np.argsort(self.labels[shuffled], kind="stable")]  # classes contiguous, random inside
+        _, starts, counts = np.unique(self.labels[by_class], return_index=True, return_counts=True)
+        rank = np.arange(len(self)) - np.repeat(starts, counts)  # position of each item inside its class
         first = np.zeros(len(self), dtype=bool)
-        for c in self.classes:
-            members = rng.permutation(np.flatnonzero(self.labels == c))
-            first[members[: max(1, int(round(fraction * len(members))))]] = True
+        first[by_class] = rank < np.maximum(1, np.round(fraction * counts)).repeat(counts)
         return self.subset(first), self.subset(~first)
+
+
+def iter_members(path, suffix):
+    """Yield (name, bytes) for each file ending in ``suffix`` inside a zip archive or a folder.
+
+    Names use "/" and are relative to the archive or folder root, so both forms
+    give the same names. Members are sorted by name; macOS metadata is skipped.
+    """
+    path = Path(path)
+    if path.is_dir():
+        names = sorted(Path(root, f).relative_to(path).as_posix()
+                       for root, _, files in os.walk(path) for f in files if f.endswith(suffix))
+        for name in names:
+            if not _is_macos_metadata(name):
+                yield name, (path / name).read_bytes()
+    elif path.is_file():
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"{path} is neither a folder nor a zip archive")
+        with zipfile.ZipFile(path) as archive:
+            for name in sorted(archive.namelist()):
+                if name.endswith(suffix) and not _is_macos_metadata(name):
+                    try:
+                        data = archive.read(name)
+                    except (zipfile.BadZipFile, OSError) as error:
+                        raise ValueError(f"{path}: member {name} is damaged ({error})") from None
+                    yield name, data
+    else:
+        raise FileNotFoundError(f"no such file or folder: {path}")
+
+
+def _is_macos_metadata(name):
+    return name.startswith("__MACOSX/") or name.rsplit("/", 1)[-1].startswith("._")
+
+
+def pillow():
+    """The Pillow Image module, or an ImportError that says how to install it."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ImportError("reading images needs Pillow: pip install tinysiam[data]") from None
+    return Image
+
+
+def resize(image, size):
+    """A Pillow image resized to ``size=(H, W)`` with Lanczos filtering (antialiased when shrinking)."""
+    Image = pillow()
+    if np.shape(size) != (2,) or not all(isinstance(n, (int, np.integer)) and n > 0 for n in size):
+        raise ValueError(f"size must be (H, W), two positive integers, got {size!r}")
+    height, width = size
+    return image.resize((width, height), Image.Resampling.LANCZOS)
+
+
+def decode_images(members, size=None):
+    """Decode (name, bytes) image files into float32 (N, 1, H, W) in [0, 1] (grey levels / 255).
+
+    All images must share one shape unless ``size=(H, W)`` resizes them. A file
+    Pillow cannot read gives a ValueError naming it.
+    """
+    Image = pillow()
+    images = None
+    for i, (name, data) in enumerate(members):
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                grey = image.convert("L")  # also forces the full decode, so damage shows here
+        except (OSError, SyntaxError, ValueError) as error:  # what Pillow raises for unreadable files
+            raise ValueError(f"{name}: not a readable image ({error})") from None
+        pixels = np.asarray(grey if size is None else resize(grey, size), dtype=np.float32)
+        if images is None:  # allocate once: Omniglot at full size is large
+            images = np.empty((len(members), 1) + pixels.shape, dtype=np.float32)
+        elif pixels.shape != images.shape[2:]:
+            raise ValueError(f"{name}: image is {pixels.shape}, the ones before are {images.shape[2:]} "
+                             "(pass size=(H, W) to resize them all)")
+        images[i, 0] = pixels
+    if images is None:
+        raise ValueError("no images to decode")
+    images /= 255
+    return images
