@@ -33,6 +33,11 @@ def test_train_refuses_to_overwrite_then_resumes(tmp_path, capsys):
     resumed = args[:args.index("--epochs")] + ["--epochs", "2"] + args[args.index("--epochs") + 2:] + ["--resume"]
     assert main(resumed) == 0
     assert [row["epoch"] for row in json.loads((tmp_path / "history.json").read_text())] == [1, 2]
+    evaluation = tmp_path / "eval"
+    assert main(["eval", "--protocol", "nway", "--checkpoint", str(tmp_path / "best.npz"), "--data", "digits",
+                 "--way", "3", "--out", str(evaluation)]) == 0
+    result = json.loads((evaluation / "eval_nway.json").read_text())
+    assert 0 <= result["test_3way_1shot_accuracy"] <= 1 and (evaluation / "roc.png").is_file()
 
 
 def test_interrupt_saves_a_checkpoint(tmp_path, monkeypatch, capsys):

@@ -105,14 +105,19 @@ def cmd_train(args):
         from .training import load_model
 
         model, _ = load_model(out / "best.npz", device=args.device)
-        summary.update(evaluate_held_out(model, test, out, args, plots=not args.no_plots))
+        summary.update(evaluate_held_out(model, test, args, plot_dir=None if args.no_plots else out))
+    if not args.no_plots:
+        from . import plots
+        from .training import read_history
+
+        plots.plot_history(read_history(out), out / "loss.png")
     _write_json(out / "results.json", summary)
     print(json.dumps(summary, indent=1))
     return 0
 
 
-def evaluate_held_out(model, test, out, args, plots=True):
-    """One-shot accuracy, verification ROC and retrieval on classes never trained on."""
+def evaluate_held_out(model, test, args, plot_dir=None):
+    """One-shot accuracy, verification ROC and retrieval on classes never trained on; plots into ``plot_dir``."""
     from . import metrics
 
     way = min(args.val_way, len(test.classes))
@@ -133,20 +138,16 @@ def evaluate_held_out(model, test, out, args, plots=True):
               "test_classes": len(test.classes), "test_verification_auc": auc, "test_verification_eer": eer}
     if embeddings is not None:
         result["test_precision_at_1"] = metrics.precision_at_1(embeddings, test.labels)
-    if plots:
-        from . import plots as P
-        from .training import read_history
+    if plot_dir is not None:
+        from . import plots
 
-        P.plot_history(read_history(out), out / "loss.png")
-        P.plot_roc(fpr, tpr, out / "roc.png", auc=auc, eer=eer)
+        plots.plot_roc(fpr, tpr, plot_dir / "roc.png", auc=auc, eer=eer)
         if embeddings is not None:
-            P.plot_embeddings_2d(embeddings, test.labels, out / "embeddings.png", test.class_names)
+            plots.plot_embeddings_2d(embeddings, test.labels, plot_dir / "embeddings.png", test.class_names)
         support, query = metrics.sample_episodes(test.labels, way, 1, 1, 1, seed=args.seed)[0]
         sims = model.similarity(test.images[query[:1, 0]], test.images[support[:, 0]])[0]
-        P.plot_one_shot(test.images[query[0, 0]], test.images[support[:, 0]], int(np.argmax(sims)), 0,
-                        out / "one_shot.png")
-        result["plots"] = [str(out / n) for n in ("loss.png", "roc.png", "embeddings.png", "one_shot.png")
-                           if (out / n).exists()]
+        plots.plot_one_shot(test.images[query[0, 0]], test.images[support[:, 0]], int(np.argmax(sims)), 0,
+                            plot_dir / "one_shot.png")
     return result
 
 
@@ -198,8 +199,7 @@ def cmd_eval(args):
         _, _, test = load_split(args, PRESETS[config.preset].input_size)
         if test is None:
             raise UserError(f"--data {args.data} has no held-out test classes; use --protocol lake")
-        summary = evaluate_held_out(model, test, Path(args.out), args, plots=args.out is not None) if args.out else \
-            evaluate_held_out(model, test, None, args, plots=False)
+        summary = evaluate_held_out(model, test, args, plot_dir=Path(args.out) if args.out else None)
         print(json.dumps(summary, indent=1))
     if args.out:
         _write_json(Path(args.out) / f"eval_{args.protocol}.json", summary)
