@@ -1,7 +1,6 @@
 """The command line, end to end, in shortened runs."""
 import json
 
-import numpy as np
 import pytest
 
 from tinysiam.cli import main

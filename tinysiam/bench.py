@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .serialization import write_text_atomic
+
 CONTENDERS = ("tinysiam", "torch", "dezero")
 
 # the two Siamese nets of the benchmark: (kind, arguments) per layer of the shared tower
@@ -525,14 +527,6 @@ def markdown(report):
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path, text):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="tinysiam bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", help="a benchmark name (repeatable)")
@@ -603,9 +597,9 @@ def main(argv=None):
     table = markdown(report)
     print(table)
     if args.json:
-        _write_atomic(args.json, json.dumps(report, indent=1))
+        write_text_atomic(args.json, json.dumps(report, indent=1))
     if args.markdown:
-        _write_atomic(args.markdown, table)
+        write_text_atomic(args.markdown, table)
     return 0
 
 

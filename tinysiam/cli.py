@@ -7,7 +7,6 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -207,9 +206,8 @@ def cmd_eval(args):
 
 
 def _write_json(path, value):
-    from .training import write_text_atomic
+    from .serialization import write_text_atomic
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(value, indent=1))
 
 

@@ -98,8 +98,11 @@ def random_triplets(labels, seed=0):
     positive, negative = _masks(labels)
     rng = np.random.default_rng(seed)
     anchors = np.flatnonzero(positive.any(axis=1))
-    # a random valid column per row: argmax of random scores restricted to the mask
-    pick = lambda mask: np.argmax(np.where(mask[anchors], rng.random(mask[anchors].shape), -1), axis=1)
+
+    def pick(mask):
+        """A random valid column per anchor: the argmax of random scores inside the mask."""
+        return np.argmax(np.where(mask[anchors], rng.random(mask[anchors].shape), -1), axis=1)
+
     return anchors, pick(positive), pick(negative)
 
 

@@ -31,6 +31,15 @@ def write_npz_atomic(path, arrays):
         raise
 
 
+def write_text_atomic(path, text):
+    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def read_npz(path):
     path = Path(path)
     if not path.is_file():

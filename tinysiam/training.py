@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
@@ -24,7 +23,7 @@ from .losses import bce_with_logits, contrastive_linear_loss, contrastive_loss, 
 from .metrics import n_way_k_shot_accuracy
 from .mining import PairSampler, batch_hard_triplets
 from .presets import get_preset
-from .serialization import load_checkpoint, save_checkpoint
+from .serialization import load_checkpoint, read_checkpoint_meta, save_checkpoint, write_text_atomic
 from .siamese import KochHead, TwinNetwork
 from .tensor import Tensor, no_grad
 
@@ -248,13 +247,6 @@ class Trainer:
                   f"val {c.val_way}-way one-shot {accuracy:.1%} ({seconds:.1f} s)")
 
 
-def write_text_atomic(path, text):
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_history(out_dir, history):
     """history.json and history.csv, one row per epoch."""
     write_text_atomic(Path(out_dir) / "history.json", json.dumps(history, indent=1))
@@ -271,8 +263,6 @@ def read_history(out_dir):
 
 def load_model(path, device="cpu"):
     """Rebuild a trained model from a checkpoint; returns (model, config)."""
-    from .serialization import read_checkpoint_meta
-
     config = TrainConfig.from_dict(read_checkpoint_meta(path)["config"])
     config.device = device
     model = SiameseModel(config)

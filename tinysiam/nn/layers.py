@@ -1,6 +1,4 @@
 """Layers: Linear, Conv2d, MaxPool2d, Flatten, activations, Dropout, Sequential."""
-import numpy as np
-
 from .. import ops
 from ..backend import xp_of
 from ..conv import _pair, conv2d, max_pool2d
