@@ -88,6 +88,14 @@ def test_eval_lake_with_a_trained_checkpoint(data_root, tmp_path, capsys):
     assert 0 <= accuracy <= 100
 
 
+def test_train_on_the_att_faces_reports_verification(data_root, tmp_path):
+    out = tmp_path / "faces"
+    assert main(["train", "--data", "faces", "--data-dir", str(data_root), "--preset", "faces", "--epochs", "1",
+                 "--steps-per-epoch", "2", "--batch", "8", "--quiet", "--no-plots", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["test_classes"] == 10 and 0 <= results["test_verification_eer"] <= 1
+
+
 def test_gradcheck_command_passes(capsys):
     assert main(["gradcheck", "--group", "op"]) == 0
     assert "0 failed" in capsys.readouterr().out

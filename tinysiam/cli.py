@@ -34,8 +34,9 @@ def data_root(args):
 
 
 def _find(root, patterns, what):
-    for folder in (root, root / "omniglot", root / "att_faces", root / "mnist"):
-        for pattern in patterns:
+    """Files matching the first pattern that matches anything, in root or its data-set folders."""
+    for pattern in patterns:
+        for folder in (root, root / "omniglot", root / "att_faces", root / "mnist"):
             found = sorted(folder.glob(pattern))
             if found:
                 return found
