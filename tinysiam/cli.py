@@ -228,7 +228,7 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="tinysiam", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="train and evaluate on scikit-learn's digits (offline, ~1 minute)")
+    demo = sub.add_parser("demo", help="train and evaluate on scikit-learn's digits (offline, a few seconds)")
     _training_options(demo, epochs=6, steps=60, loss="triplet")
     demo.add_argument("--out", default="runs/demo")
 
