@@ -1,20 +1,24 @@
-"""Distances between rows of two (N, D) embeddings, each a fused op -> (N,).
+"""Distances between the rows of two (N, D) embeddings, each a fused op -> (N,).
 
 Derivations: docs/derivations.md#distances. Written ``diff = a - b``.
 
-At a == b the L1 and L2 norms have no derivative; tinysiam uses the
-subgradient 0 there (no epsilon is added, so values stay exact), which keeps
-identical embeddings free of NaN and Inf. Cosine clamps each norm below at
-``COSINE_EPS`` (like PyTorch's ``cosine_similarity``) so zero vectors are safe.
+Safe at zero: at a == b the L1 and L2 norms have no derivative; tinysiam uses
+the subgradient 0 there and adds no epsilon, so values stay exact and identical
+embeddings give no NaN or Inf. Cosine clamps each norm below at ``NORM_EPS``
+(as PyTorch's ``cosine_similarity`` does), so a zero vector gives a finite
+value and gradient.
+
+``pairwise_distances`` gives the (N, M) matrix of all distances between two
+sets of rows (raw arrays, no gradient): for mining, search and evaluation.
 """
 from .backend import xp_of
 from .tensor import Function, Tensor
 
-COSINE_EPS = 1e-8
+NORM_EPS = 1e-8  # smallest norm cosine (and NT-Xent) divides by
 
 
 class L1Distance(Function):
-    """d = sum_k |a_k - b_k|"""
+    """d = sum_k |a_k - b_k|   (docs/derivations.md#distances)"""
 
     def forward(self, a, b):
         self.sign = xp_of(a).sign(a - b)
@@ -26,7 +30,7 @@ class L1Distance(Function):
 
 
 class L2Distance(Function):
-    """d = sqrt(sum_k (a_k - b_k)^2)"""
+    """d = sqrt(sum_k (a_k - b_k)^2)   (docs/derivations.md#distances)"""
 
     def forward(self, a, b):
         self.diff = a - b
@@ -35,13 +39,14 @@ class L2Distance(Function):
 
     def backward(self, g):  # dd/da = (a - b) / d, taken as 0 where d = 0
         xp = xp_of(g)
-        scale = xp.where(self.d > 0, g / xp.where(self.d > 0, self.d, 1), 0)
+        nonzero = self.d > 0
+        scale = xp.where(nonzero, g / xp.where(nonzero, self.d, 1), 0)  # inner where: never divide by 0
         grad_a = scale[:, None] * self.diff
         return grad_a, -grad_a
 
 
 class SquaredL2Distance(Function):
-    """d = sum_k (a_k - b_k)^2"""
+    """d = sum_k (a_k - b_k)^2   (docs/derivations.md#distances)"""
 
     def forward(self, a, b):
         self.diff = a - b
@@ -53,13 +58,13 @@ class SquaredL2Distance(Function):
 
 
 class CosineDistance(Function):
-    """d = 1 - a.b / (|a| |b|), norms clamped below at COSINE_EPS"""
+    """d = 1 - a.b / (|a| |b|), each norm clamped below at NORM_EPS   (docs/derivations.md#distances)"""
 
     def forward(self, a, b):
         xp = xp_of(a)
         self.a, self.b = a, b
-        self.norm_a = xp.maximum(xp.sqrt((a * a).sum(axis=1)), COSINE_EPS)
-        self.norm_b = xp.maximum(xp.sqrt((b * b).sum(axis=1)), COSINE_EPS)
+        self.norm_a = xp.maximum(xp.sqrt((a * a).sum(axis=1)), NORM_EPS)
+        self.norm_b = xp.maximum(xp.sqrt((b * b).sum(axis=1)), NORM_EPS)
         self.cos = (a * b).sum(axis=1) / (self.norm_a * self.norm_b)
         return 1 - self.cos
 
@@ -80,24 +85,31 @@ def distance_op(name):
     return DISTANCES[name]()
 
 
-def check_embeddings(name, *tensors):
-    """Equal (N, D) shapes, N > 0, floating point, no NaN."""
-    first = tensors[0]
-    for t in tensors:
+def check_embeddings(caller, **embeddings):
+    """Tensors of one (N, D) shape and one floating dtype, N > 0, no NaN; errors name the argument.
+
+    Called as ``check_embeddings("triplet_loss", anchor=a, positive=p, negative=n)``.
+    """
+    (first_name, first), *_ = embeddings.items()
+    for name, t in embeddings.items():
         if not isinstance(t, Tensor):
-            raise TypeError(f"{name}: expected Tensors, got {type(t).__name__}")
-        if t.ndim != 2 or t.shape != first.shape:
-            raise ValueError(f"{name}: embeddings must be (N, D) of one shape, got {[x.shape for x in tensors]}")
-        if t.dtype.kind != "f":
-            raise TypeError(f"{name}: embeddings must be floating point, got dtype {t.dtype}")
+            raise TypeError(f"{caller}: {name} must be a Tensor, got {type(t).__name__}")
+        if t.ndim != 2:
+            raise ValueError(f"{caller}: {name} must be (N, D) embeddings, got shape {t.shape}")
+        if t.shape != first.shape:
+            raise ValueError(f"{caller}: {name} has shape {t.shape} but {first_name} has shape {first.shape}; "
+                             "the rows must pair up")
+        if t.dtype.kind != "f" or t.dtype != first.dtype:
+            raise TypeError(f"{caller}: {name} has dtype {t.dtype}, expected floating point like {first_name} "
+                            f"({first.dtype})")
         if bool(xp_of(t.data).isnan(t.data).any()):
-            raise ValueError(f"{name}: embeddings contain NaN")
+            raise ValueError(f"{caller}: {name} contains NaN")
     if first.shape[0] == 0:
-        raise ValueError(f"{name}: empty batch")
+        raise ValueError(f"{caller}: empty batch ({first_name} has shape {first.shape})")
 
 
 def _distance(name, a, b):
-    check_embeddings(f"{name}_distance", a, b)
+    check_embeddings(f"{name}_distance", a=a, b=b)
     return distance_op(name)(a, b)
 
 
@@ -122,16 +134,21 @@ def cosine_distance(a, b):
 
 
 def pairwise_distances(a, b, metric="l2"):
-    """(N, M) distances between the rows of two raw arrays (no gradient): for search and mining."""
+    """(N, M) distances between the rows of raw (N, D) and (M, D) arrays; entry [i, j] = d(a_i, b_j).
+
+    No gradient: for mining, search and evaluation. L2 uses |a|^2 + |b|^2 - 2 a.b
+    (one matrix product) and clamps the rounding error below 0.
+    """
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"pairwise_distances: a and b must be (N, D) and (M, D), got {a.shape} and {b.shape}")
     xp = xp_of(a)
     if metric in ("l2", "squared_l2"):
-        squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
-        squared = xp.maximum(squared, 0)  # rounding can make it slightly negative
+        squared = xp.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T, 0)
         return squared if metric == "squared_l2" else xp.sqrt(squared)
     if metric == "cosine":
-        na = xp.maximum(xp.linalg.norm(a, axis=1), COSINE_EPS)
-        nb = xp.maximum(xp.linalg.norm(b, axis=1), COSINE_EPS)
-        return 1 - (a @ b.T) / (na[:, None] * nb[None, :])
+        norm_a = xp.maximum(xp.sqrt((a * a).sum(1)), NORM_EPS)
+        norm_b = xp.maximum(xp.sqrt((b * b).sum(1)), NORM_EPS)
+        return 1 - (a @ b.T) / (norm_a[:, None] * norm_b[None, :])
     if metric == "l1":
         return abs(a[:, None, :] - b[None, :, :]).sum(axis=2)
-    raise ValueError(f"metric must be 'l1', 'l2', 'squared_l2' or 'cosine', got {metric!r}")
+    raise ValueError(f"metric must be one of {sorted(DISTANCES)}, got {metric!r}")

@@ -7,17 +7,19 @@ docs/derivations.md, which also derives every gradient below step by step.
 Every loss takes ``reduction``: "mean" (default), "sum" or "none" (one value
 per sample). At a hinge's corner, max(0, x) at x = 0, the derivative used is 0.
 """
-import numpy as np
+import math
+import numbers
 
 from .backend import xp_of
-from .distances import check_embeddings, distance_op
+from .distances import NORM_EPS, check_embeddings, distance_op
 from .tensor import Function, Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
 
 
 class LossOp(Function):
-    """Per-sample losses, then a reduction; subclasses give ``per_sample`` and its derivative."""
+    """Base of the losses: ``forward`` computes one loss per sample and returns ``reduce(losses)``;
+    ``backward`` multiplies each sample's derivative by its share ``per_sample_grad(g)``."""
 
     def __init__(self, reduction="mean"):
         if reduction not in REDUCTIONS:
@@ -161,9 +163,10 @@ class TripletLoss(LossOp):
 class NTXentLoss(LossOp):
     """NT-Xent / InfoNCE (SimCLR, Chen et al. 2020) over N positive pairs (z1_i, z2_i).
 
-    The 2N views are L2-normalised, u = z / |z|; s_ij = u_i . u_j / T. For view i with
-    partner p(i): L_i = -s_ip(i) + log sum_{j != i} exp(s_ij). With P = softmax over j != i,
-    dL/ds_ij = P_ij - [j = p(i)]; then ds -> du -> dz.  (docs/derivations.md#nt-xent)
+    The 2N views are L2-normalised, u = z / max(|z|, NORM_EPS); s_ij = u_i . u_j / T. For view i
+    with partner p(i): L_i = -s_ip(i) + log sum_{j != i} exp(s_ij). With P = softmax over j != i,
+    dL/ds_ij = P_ij - [j = p(i)]; then ds -> du -> dz. ``reduction="none"`` gives the 2N values
+    L_i, z1's views first.  (docs/derivations.md#nt-xent)
     """
 
     def __init__(self, temperature, reduction="mean"):
@@ -174,12 +177,12 @@ class NTXentLoss(LossOp):
         xp = xp_of(z1)
         z = xp.concatenate([z1, z2])
         n2 = z.shape[0]
-        self.norm = xp.sqrt((z * z).sum(axis=1, keepdims=True))
+        self.norm = xp.maximum(xp.sqrt((z * z).sum(axis=1, keepdims=True)), NORM_EPS)
         self.u = z / self.norm
         s = self.u @ self.u.T / self.t
         s[xp.arange(n2), xp.arange(n2)] = -xp.inf  # a view is not its own negative
         self.partner = (xp.arange(n2) + n2 // 2) % n2
-        top = s.max(axis=1, keepdims=True)
+        top = s.max(axis=1, keepdims=True)  # subtracted before exp: no overflow for small T
         exp_s = xp.exp(s - top)
         self.softmax = exp_s / exp_s.sum(axis=1, keepdims=True)
         log_sum = xp.log(exp_s.sum(axis=1)) + top[:, 0]
@@ -191,84 +194,100 @@ class NTXentLoss(LossOp):
         grad_s = self.softmax.copy()
         grad_s[xp.arange(n2), self.partner] -= 1
         grad_s *= self.per_sample_grad(g)[:, None]
-        grad_u = (grad_s + grad_s.T) @ self.u / self.t
+        grad_u = (grad_s + grad_s.T) @ self.u / self.t  # s uses u twice: as row and as column
         # through the normalisation: du/dz removes the radial part, then divides by |z|
         grad_z = (grad_u - self.u * (grad_u * self.u).sum(axis=1, keepdims=True)) / self.norm
         return grad_z[: n2 // 2], grad_z[n2 // 2:]
 
 
 # ----- checking arguments -------------------------------------------------------------------------------
-def _positive(name, value):
-    if not (isinstance(value, (int, float, np.floating)) and value > 0):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+def check_positive(name, value):
+    """A finite number > 0 (margin, q, temperature), else ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 < value < math.inf):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
 
 
-def _values_and_labels(name, values, same):
+def _values_and_labels(caller, values_name, values, same):
     """``values`` (N,) floating Tensor and ``same`` (N,) of 0/1, as a constant Tensor of values' dtype."""
     if not isinstance(values, Tensor):
-        raise TypeError(f"{name}: expected a Tensor, got {type(values).__name__}")
+        raise TypeError(f"{caller}: {values_name} must be a Tensor, got {type(values).__name__}")
     if values.ndim != 1 or values.shape[0] == 0:
-        raise ValueError(f"{name}: expected a non-empty (N,) tensor, got shape {values.shape}")
+        raise ValueError(f"{caller}: {values_name} must be a non-empty (N,) tensor, got shape {values.shape}")
     if values.dtype.kind != "f":
-        raise TypeError(f"{name}: expected floating point values, got dtype {values.dtype}")
+        raise TypeError(f"{caller}: {values_name} must be floating point, got dtype {values.dtype}")
     xp = xp_of(values.data)
     if bool(xp.isnan(values.data).any()):
-        raise ValueError(f"{name}: the input contains NaN")
+        raise ValueError(f"{caller}: {values_name} contains NaN")
     labels = xp.asarray(same.data if isinstance(same, Tensor) else same)
-    if labels.shape != values.shape:
-        raise ValueError(f"{name}: same has shape {labels.shape} but the input has shape {values.shape}")
+    if labels.shape != values.shape:  # no broadcasting: (N,) against (N, 1) is a mistake
+        raise ValueError(f"{caller}: same has shape {labels.shape} but {values_name} has shape {values.shape}")
     if not bool(((labels == 0) | (labels == 1)).all()):
         bad = labels[(labels != 0) & (labels != 1)][:3].tolist()
-        raise ValueError(f"{name}: same must hold only 0 (different) and 1 (same), got values like {bad}")
+        raise ValueError(f"{caller}: same must hold only 0 (different) and 1 (same), got values like {bad}")
     return Tensor(labels.astype(values.dtype))
 
 
 def contrastive_loss(distance, same, margin=1.0, reduction="mean"):
-    """Hadsell et al. 2006 contrastive loss on pair distances; see ``ContrastiveLoss``."""
-    _positive("margin", margin)
-    return ContrastiveLoss(margin, reduction)(distance, _values_and_labels("contrastive_loss", distance, same))
+    """Hadsell et al. 2006 contrastive loss on (N,) pair distances; see ``ContrastiveLoss``."""
+    check_positive("margin", margin)
+    same = _values_and_labels("contrastive_loss", "distance", distance, same)
+    return ContrastiveLoss(margin, reduction)(distance, same)
 
 
 def contrastive_linear_loss(distance, same, margin=1.0, reduction="mean"):
-    """Linear (hinge) contrastive loss of the lecture notes; see ``ContrastiveLinearLoss``."""
-    _positive("margin", margin)
-    return ContrastiveLinearLoss(margin, reduction)(
-        distance, _values_and_labels("contrastive_linear_loss", distance, same))
+    """Linear (hinge) contrastive loss of the lecture notes on (N,) distances; see ``ContrastiveLinearLoss``."""
+    check_positive("margin", margin)
+    same = _values_and_labels("contrastive_linear_loss", "distance", distance, same)
+    return ContrastiveLinearLoss(margin, reduction)(distance, same)
 
 
 def chopra_energy_loss(energy, same, q, reduction="mean"):
-    """Chopra et al. 2005 loss on energies E (L1 distances) bounded by Q; see ``ChopraEnergyLoss``."""
-    _positive("q", q)
-    return ChopraEnergyLoss(q, reduction)(energy, _values_and_labels("chopra_energy_loss", energy, same))
+    """Chopra et al. 2005 loss on (N,) energies E (L1 distances) bounded by Q; see ``ChopraEnergyLoss``."""
+    check_positive("q", q)
+    same = _values_and_labels("chopra_energy_loss", "energy", energy, same)
+    return ChopraEnergyLoss(q, reduction)(energy, same)
 
 
 def bce_with_logits(logits, same, reduction="mean"):
-    """Binary cross-entropy on logits (Koch et al. 2015 head); see ``BCEWithLogitsLoss``."""
-    return BCEWithLogitsLoss(reduction)(logits, _values_and_labels("bce_with_logits", logits, same))
+    """Binary cross-entropy on (N,) logits (Koch et al. 2015 head); see ``BCEWithLogitsLoss``."""
+    same = _values_and_labels("bce_with_logits", "logits", logits, same)
+    return BCEWithLogitsLoss(reduction)(logits, same)
 
 
 def mse_loss(prediction, target, reduction="mean"):
-    """Mean squared error (Relation Networks score vs 1 = same / 0 = different); see ``MSELoss``."""
-    for name, t in (("prediction", prediction), ("target", target)):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"mse_loss: {name} must be a Tensor, got {type(t).__name__}")
+    """Mean squared error (Relation Networks: score vs 1 = same / 0 = different); see ``MSELoss``.
+
+    ``prediction`` is an (N, ...) Tensor; ``target`` a Tensor of the same shape and dtype
+    (it gets a gradient if it requires one) or an array of that shape, held constant.
+    """
+    if not isinstance(prediction, Tensor):
+        raise TypeError(f"mse_loss: prediction must be a Tensor, got {type(prediction).__name__}")
+    if prediction.dtype.kind != "f":
+        raise TypeError(f"mse_loss: prediction must be floating point, got dtype {prediction.dtype}")
+    if not isinstance(target, Tensor):
+        target = Tensor(xp_of(prediction.data).asarray(target, dtype=prediction.dtype))
     if prediction.shape != target.shape or prediction.ndim == 0 or prediction.shape[0] == 0:
-        raise ValueError(f"mse_loss: prediction {prediction.shape} and target {target.shape} must have one "
-                         "non-empty shape")
+        raise ValueError(f"mse_loss: prediction has shape {prediction.shape} and target {target.shape}; "
+                         "they must be one non-empty (N, ...) shape")
+    if target.dtype != prediction.dtype:
+        raise TypeError(f"mse_loss: target has dtype {target.dtype}, prediction {prediction.dtype}")
+    for name, t in (("prediction", prediction), ("target", target)):
+        if bool(xp_of(t.data).isnan(t.data).any()):
+            raise ValueError(f"mse_loss: {name} contains NaN")
     return MSELoss(reduction)(prediction, target)
 
 
 def triplet_loss(anchor, positive, negative, margin=1.0, distance="l2", reduction="mean"):
     """max(0, m + d(a, p) - d(a, n)) for (N, D) embeddings; see ``TripletLoss``."""
-    _positive("margin", margin)
-    check_embeddings("triplet_loss", anchor, positive, negative)
+    check_positive("margin", margin)
+    check_embeddings("triplet_loss", anchor=anchor, positive=positive, negative=negative)
     return TripletLoss(margin, distance, reduction)(anchor, positive, negative)
 
 
 def nt_xent_loss(z1, z2, temperature=0.5, reduction="mean"):
-    """NT-Xent over N positive pairs (rows of z1 and z2); see ``NTXentLoss``. Needs N >= 2."""
-    _positive("temperature", temperature)
-    check_embeddings("nt_xent_loss", z1, z2)
+    """NT-Xent over N positive pairs (row i of z1 with row i of z2); see ``NTXentLoss``. Needs N >= 2."""
+    check_positive("temperature", temperature)
+    check_embeddings("nt_xent_loss", z1=z1, z2=z2)
     if z1.shape[0] < 2:
         raise ValueError(f"nt_xent_loss: needs at least 2 pairs (negatives come from the batch), got {z1.shape[0]}")
     return NTXentLoss(temperature, reduction)(z1, z2)

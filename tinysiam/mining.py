@@ -1,14 +1,19 @@
 """Choosing what to train on: balanced pairs, random triplets, and triplet miners.
 
 Samplers draw indices into a labelled data set. Miners look at a batch of
-embeddings (a raw array, no gradient) and return index arrays
-``(anchor, positive, negative)`` into that batch; index the embedding tensor
-with them and pass the rows to ``triplet_loss``.
+embeddings (an array or a Tensor; no gradient flows through the choice) and
+its class labels, and return index arrays ``(anchor, positive, negative)``
+into that batch; index the embedding tensor with them and pass the rows to
+``triplet_loss``. Everything works on whole index arrays (no loop over pairs).
 """
+import numbers
+
 import numpy as np
 
 from .backend import to_numpy
 from .distances import pairwise_distances
+from .losses import check_positive
+from .tensor import Tensor
 
 
 class _ByClass:
@@ -53,9 +58,9 @@ class PairSampler:
                              f"{len(self.groups.classes)} classes with counts {self.groups.counts[:10].tolist()}")
 
     def sample(self, n):
-        """(left, right, same) index arrays of length n; same is 1 for the first half, then shuffled."""
-        if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
+        """(left, right, same) arrays of length n: ceil(n/2) same-class pairs (``same=1``, two
+        different items) and floor(n/2) different-class pairs, in random order."""
+        _check_count(n)
         g = self.groups
         n_same = (n + 1) // 2
         same_classes = g.rng.choice(self.with_pairs, size=n_same)
@@ -75,6 +80,8 @@ class TripletSampler:
         self.pairs = PairSampler(labels, seed)
 
     def sample(self, n):
+        """(anchor, positive, negative) index arrays of length n; anchor != positive."""
+        _check_count(n)
         g = self.pairs.groups
         classes = g.rng.choice(self.pairs.with_pairs, size=n)
         anchor, positive = g.two_distinct_items(classes)
@@ -82,7 +89,26 @@ class TripletSampler:
         return anchor, positive, g.random_items(others)
 
 
+def _check_count(n):
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+
+
+def _batch(embeddings, labels, metric):
+    """The (B, B) distance matrix of a batch, and its positive and negative masks."""
+    embeddings = embeddings.data if isinstance(embeddings, Tensor) else embeddings
+    labels = to_numpy(labels)
+    if labels.ndim != 1 or embeddings.ndim != 2 or embeddings.shape[0] != len(labels):
+        raise ValueError(f"embeddings must be (B, D) with one row per label; got embeddings of shape "
+                         f"{embeddings.shape} and labels of shape {labels.shape}")
+    d = to_numpy(pairwise_distances(embeddings, embeddings, metric))
+    if np.isnan(d).any():
+        raise ValueError("embeddings contain NaN")
+    return (d,) + _masks(labels)
+
+
 def _masks(labels):
+    """positive[i, j]: j is another item of i's class; negative[i, j]: j is of another class."""
     labels = to_numpy(labels)
     same = labels[:, None] == labels[None, :]
     positive = same & ~np.eye(len(labels), dtype=bool)
@@ -94,7 +120,10 @@ def _masks(labels):
 
 
 def random_triplets(labels, seed=0):
-    """One random positive and negative for every anchor that has a positive."""
+    """One random positive and one random negative for every item whose class has another item.
+
+    Needs only the labels. Returns index arrays (anchor, positive, negative).
+    """
     positive, negative = _masks(labels)
     rng = np.random.default_rng(seed)
     anchors = np.flatnonzero(positive.any(axis=1))
@@ -107,9 +136,11 @@ def random_triplets(labels, seed=0):
 
 
 def batch_hard_triplets(embeddings, labels, metric="l2"):
-    """Hermans et al. 2017: for each anchor, its farthest positive and nearest negative in the batch."""
-    positive, negative = _masks(labels)
-    d = to_numpy(pairwise_distances(embeddings, embeddings, metric))
+    """Hermans et al. 2017: for each anchor, its farthest positive and nearest negative in the batch.
+
+    Every item whose class has another item in the batch is an anchor. Ties go to the lower index.
+    """
+    d, positive, negative = _batch(embeddings, labels, metric)
     anchors = np.flatnonzero(positive.any(axis=1))
     hardest_positive = np.argmax(np.where(positive, d, -np.inf)[anchors], axis=1)
     hardest_negative = np.argmin(np.where(negative, d, np.inf)[anchors], axis=1)
@@ -117,19 +148,22 @@ def batch_hard_triplets(embeddings, labels, metric="l2"):
 
 
 def semi_hard_triplets(embeddings, labels, margin=1.0, metric="l2"):
-    """Schroff et al. 2015 (FaceNet): every (anchor, positive) pair with the nearest negative
-    farther than the positive, d(a,p) < d(a,n) (semi-hard when also < d(a,p) + margin).
+    """Schroff et al. 2015 (FaceNet): a semi-hard negative for every (anchor, positive) pair.
 
-    Where no negative is farther than the positive, the farthest negative is used
-    (the fallback of TensorFlow Addons' semi-hard loss).
+    A negative n is semi-hard for the pair (a, p) when d(a, p) < d(a, n) < d(a, p) + margin:
+    farther than the positive, so not the hardest (FaceNet found the hardest ones can
+    collapse the embedding early on), yet inside the margin, so its triplet loss is not zero.
+    The nearest semi-hard negative is taken. Fallback, for a pair with none: the negative
+    closest to that band, i.e. the farthest negative nearer than the positive or the nearest
+    one beyond d(a, p) + margin, whichever lies closer to the band (TF Addons differs; see
+    docs/derivations.md#mining).
     """
-    if margin <= 0:
-        raise ValueError(f"margin must be positive, got {margin}")
-    positive, negative = _masks(labels)
-    d = to_numpy(pairwise_distances(embeddings, embeddings, metric))
-    anchor, pos = np.nonzero(positive)
-    d_an = np.where(negative[anchor], d[anchor], np.nan)  # (pairs, batch)
-    farther = d_an > d[anchor, pos][:, None]
-    nearest_farther = np.argmin(np.where(farther, d_an, np.inf), axis=1)
-    farthest = np.argmax(np.where(negative[anchor], d_an, -np.inf), axis=1)
-    return anchor, pos, np.where(farther.any(axis=1), nearest_farther, farthest)
+    check_positive("margin", margin)
+    d, positive, negative = _batch(embeddings, labels, metric)
+    anchor, pos = np.nonzero(positive)  # every ordered (anchor, positive) pair
+    d_ap, d_an, is_negative = d[anchor, pos][:, None], d[anchor], negative[anchor]  # (pairs, 1), (pairs, B)
+    in_band = is_negative & (d_an > d_ap) & (d_an < d_ap + margin)
+    nearest_in_band = np.argmin(np.where(in_band, d_an, np.inf), axis=1)
+    outside_by = np.maximum(d_ap - d_an, d_an - (d_ap + margin))  # how far a negative lies outside the band
+    closest_to_band = np.argmin(np.where(is_negative, outside_by, np.inf), axis=1)
+    return anchor, pos, np.where(in_band.any(axis=1), nearest_in_band, closest_to_band)

@@ -3,6 +3,8 @@
 The tower is ONE module: the twin stacks its two inputs along the batch axis
 and runs the tower once, so both branches use the very same parameters, and
 backprop adds the gradients of the two branches in each parameter's ``.grad``.
+One pass also means a BatchNorm layer in the tower normalises over all 2N (or
+3N) inputs together, as a PyTorch model that concatenates the branches does.
 """
 from . import nn, ops
 from .distances import check_embeddings
@@ -16,18 +18,22 @@ def _check_batch(name, *inputs):
     shapes = [x.shape for x in inputs]
     if len(set(shapes)) != 1:
         raise ValueError(f"{name}: the branches' inputs must have one shape, got {shapes}")
-    if shapes[0][0] == 0:
-        raise ValueError(f"{name}: empty batch")
+    if not shapes[0] or shapes[0][0] == 0:
+        raise ValueError(f"{name}: expected a non-empty batch, got shape {shapes[0]}")
 
 
 class TwinNetwork(nn.Module):
-    """``forward(x1, x2)``: the two embeddings, or ``head(e1, e2)`` when a head is given."""
+    """``forward(x1, x2)``: the two embeddings, or ``head(e1, e2)`` when a head is given.
+
+    ``x1`` and ``x2`` are batches of one shape; row i of each forms pair i.
+    """
 
     def __init__(self, tower, head=None):
         super().__init__()
         self.tower, self.head = tower, head
 
     def embed_pair(self, x1, x2):
+        """The two branches' embeddings, from one tower pass over both batches."""
         _check_batch("TwinNetwork", x1, x2)
         n = x1.shape[0]
         both = self.tower(ops.concatenate([x1, x2]))  # one pass over 2N inputs
@@ -64,10 +70,11 @@ class KochHead(nn.Module):
         self.linear = nn.Linear(features, 1, init="koch", rng=rng)
 
     def forward(self, h1, h2):
-        check_embeddings("KochHead", h1, h2)
+        check_embeddings("KochHead", h1=h1, h2=h2)
         return self.linear((h1 - h2).abs()).reshape(h1.shape[0])
 
     def probability(self, h1, h2):
+        """p = sigmoid(logit): the probability that the pair is of one class."""
         return self.forward(h1, h2).sigmoid()
 
     def extra_repr(self):
