@@ -156,7 +156,8 @@ def op_arrays(bench, seed=1):
         return dict(x=normal(s["n"], s["c"], s["size"], s["size"]), weight=weight, bias=normal(s["oc"])), \
             normal(s["n"], s["oc"], out, out)
     if bench.kind == "pool":
-        return dict(x=normal(s["n"], s["c"], s["size"], s["size"])), normal(s["n"], s["c"], s["size"] // 2, s["size"] // 2)
+        half = s["size"] // 2
+        return dict(x=normal(s["n"], s["c"], s["size"], s["size"])), normal(s["n"], s["c"], half, half)
     if bench.kind == "linear":
         weight = normal(s["fout"], s["fin"]) * np.float32(1 / np.sqrt(s["fin"]))
         return dict(x=normal(s["n"], s["fin"]), weight=weight, bias=normal(s["fout"])), normal(s["n"], s["fout"])
@@ -199,10 +200,11 @@ class TinysiamContender:
             return lambda: max_pool2d(leaves["x"], 2)
         if bench.kind == "linear":
             return lambda: leaves["x"] @ leaves["weight"].T + leaves["bias"]  # what nn.Linear computes
-        return {"contrastive": lambda: losses.contrastive_loss(distances.l2_distance(leaves["a"], leaves["p"]), same),
-                "triplet": lambda: losses.triplet_loss(leaves["a"], leaves["p"], leaves["q"]),
-                "bce": lambda: losses.bce_with_logits(leaves["logits"], same),
-                "nt_xent": lambda: losses.nt_xent_loss(leaves["a"], leaves["p"], temperature=0.5)}[bench.settings["loss"]]
+        a, p, q, logits = (leaves.get(name) for name in ("a", "p", "q", "logits"))
+        return {"contrastive": lambda: losses.contrastive_loss(distances.l2_distance(a, p), same),
+                "triplet": lambda: losses.triplet_loss(a, p, q),
+                "bce": lambda: losses.bce_with_logits(logits, same),
+                "nt_xent": lambda: losses.nt_xent_loss(a, p, temperature=0.5)}[bench.settings["loss"]]
 
     def step(self, bench):
         from tinysiam import Tensor, distances, losses, nn, optim
@@ -227,7 +229,10 @@ class TinysiamContender:
 
         def step():
             out = model(x1, x2)
-            loss = losses.bce_with_logits(out, same) if head else losses.contrastive_loss(distances.l2_distance(*out), same)
+            if head:
+                loss = losses.bce_with_logits(out, same)
+            else:
+                loss = losses.contrastive_loss(distances.l2_distance(*out), same)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -620,7 +625,7 @@ def worker_main(name, device, threads, tf32):
         return reply(unavailable=f"{name} on {device}: {e}")
     if name == "torch":
         contender.torch.set_num_threads(threads)
-    pools = limit_threads(threads)  # noqa: F841  (kept alive for the life of the worker)
+    limit_threads(threads)
     reply(ready=True)
     case = before = None
     for line in sys.stdin:
@@ -640,6 +645,7 @@ def worker_main(name, device, threads, tf32):
                 contender.synchronize()
                 seconds = time.perf_counter() - start
                 loss = contender.value(out) if command["mode"] == "step" else None
+                del out  # a loss still referenced keeps its whole graph's arrays alive into the next run
                 dtypes = sorted({contender.grad_dtype(leaf) for leaf in case.leaves}) if command["mode"] != "forward" \
                     else None
                 reply(seconds=seconds, loss=loss, grad_dtypes=dtypes)
@@ -704,7 +710,8 @@ def profile(step, steps, synchronize):
         for cls, method, original in originals:
             setattr(cls, method, original)
     per_step = {label: seconds / steps * 1e3 for label, seconds in totals.items()}
-    op_backward = sum(ms for label, ms in per_step.items() if label.endswith(".backward") and label != "Tensor.backward")
+    op_backward = sum(ms for label, ms in per_step.items()
+                      if label.endswith(".backward") and label != "Tensor.backward")
     op_forward = sum(ms for label, ms in per_step.items() if label.endswith(".forward"))
     rows = [(label, ms) for label, ms in per_step.items() if label != "Tensor.backward"]
     rows.append(("autograd walk (Tensor.backward minus the ops' backward: gradient sums, leaf copies)",
@@ -924,12 +931,14 @@ def evaluate_targets(report):
         ratio = entries.get(name, {}).get("modes", {}).get("step", {}).get("ratios", {}).get(peer)
         if ratio is None:
             verdicts.append((target, "not measured", "-"))
-        elif peer == "torch":
-            verdicts.append((target, f"tinysiam / PyTorch = {ratio['of_medians']:.2f} "
-                             f"(paired {ratio['median_paired']:.2f})", "met" if ratio["of_medians"] <= limit else "NOT met"))
         else:
-            verdicts.append((target, f"DeZero / tinysiam = {1 / ratio['of_medians']:.2f} "
-                             f"(paired {1 / ratio['median_paired']:.2f})", "met" if ratio["of_medians"] <= limit else "NOT met"))
+            verdict = "met" if ratio["of_medians"] <= limit else "NOT met"
+            if peer == "torch":
+                measured = f"tinysiam / PyTorch = {ratio['of_medians']:.2f} (paired {ratio['median_paired']:.2f})"
+            else:
+                measured = (f"DeZero / tinysiam = {1 / ratio['of_medians']:.2f} "
+                            f"(paired {1 / ratio['median_paired']:.2f})")
+            verdicts.append((target, measured, verdict))
     peak = entries.get("step_koch", {}).get("memory", {}).get("tinysiam", {}).get("peak_rss_mb")
     verdicts.append(("Koch step: tinysiam peak memory <= 2 GB", "not measured" if peak is None else
                      f"{peak:.0f} MB (whole process, during the steps)", "-" if peak is None else
@@ -959,7 +968,7 @@ def markdown(report):
                                  "strict float32 for every contender."),
              "- Allocator: tinysiam runs as it ships (it asks glibc to keep large freed blocks, "
              "TINYSIAM_MALLOC_TUNING); PyTorch and DeZero with their stock allocators.",
-             f"- float32 GEMM peak measured in this run: " + (f"{report['gemm_peak_gflops']:.0f} GFLOP/s "
+             "- float32 GEMM peak measured in this run: " + (f"{report['gemm_peak_gflops']:.0f} GFLOP/s "
              f"({report['gemm_peak_source']})." if report["gemm_peak_gflops"] else "not measured."),
              f"- Timing: median (min-max) of {report['repeat']} runs after {report['warmup']} warm-up runs; the "
              f"contenders take turns run by run, {report['settle_s']} s apart. Paired ratio: median of the "
@@ -972,8 +981,9 @@ def markdown(report):
     lines += [f"- {reason}: column skipped." for reason in report["skipped"].values()]
     titles = [TITLES[c] for c in contenders]
     peers = [c for c in contenders if c != "tinysiam"] if "tinysiam" in contenders else []
-    lines += ["", "## Time", "", "| benchmark | mode | " + " | ".join(titles) + "".join(
-        f" | tinysiam / {TITLES[p]}" for p in peers) + " | GFLOP/s (" + " / ".join(titles) + ") | tinysiam % of GEMM peak |",
+    lines += ["", "## Time", "", "| benchmark | mode | " + " | ".join(titles)
+              + "".join(f" | tinysiam / {TITLES[p]}" for p in peers)
+              + " | GFLOP/s (" + " / ".join(titles) + ") | tinysiam % of GEMM peak |",
               "| --- " * (4 + len(titles) + len(peers)) + "|"]
     for entry in report["benchmarks"]:
         for mode, row in entry["modes"].items():
@@ -1001,7 +1011,7 @@ def markdown(report):
         cells = []
         for c in contenders:
             memory = entry["memory"].get(c, {})
-            cell = f"{_mb(memory.get('growth_mb'))} ({_mb(memory.get('peak_rss_mb'))})" if "skipped" not in memory else "-"
+            cell = "-" if "skipped" in memory else f"{_mb(memory.get('growth_mb'))} ({_mb(memory.get('peak_rss_mb'))})"
             cells.append(cell + (f"; GPU {_mb(memory['gpu_mb'])}" if memory.get("gpu_mb") is not None else ""))
         lines.append(f"| {entry['benchmark']} | " + " | ".join(cells) + " |")
     lines += same_computation(report)
@@ -1086,8 +1096,9 @@ def main(argv=None):
     repeat, warmup, settle = (1, 0, 0) if args.smoke else (args.repeat, args.warmup, SETTLE_SECONDS)
     load_at_start = load_average()
     report = {"command": "tinysiam bench " + shlex.join(argv),
-              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine_info(args.threads, args.device),
-              "device": args.device, "tf32": args.tf32, "threads": args.threads, "repeat": repeat, "warmup": warmup, "smoke": args.smoke,
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "machine": machine_info(args.threads, args.device), "device": args.device, "tf32": args.tf32,
+              "threads": args.threads, "repeat": repeat, "warmup": warmup, "smoke": args.smoke,
               "settle_s": settle, "contenders": contenders, "skipped": {}, "benchmarks": [],
               "memory_method": memory_method()}
     peak_n = 256 if args.smoke else 2048 if args.device == "cpu" else 8192
