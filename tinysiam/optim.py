@@ -6,37 +6,61 @@ e.g. Koch et al.'s per-layer learning rates::
 
     SGD([{"params": conv.parameters(), "lr": 1e-2}, {"params": head.parameters()}], lr=1e-3, momentum=0.5)
 
-Updates change each parameter's ``.data`` in place and never modify ``.grad``.
+``step()`` changes each parameter's ``.data`` in place. It never modifies a
+``.grad`` array (one may be a view shared with other tensors); the
+optimizer's own buffers (velocity, moments) are private arrays, updated in place.
 """
-import numpy as np
+import numbers
 
 from .backend import to_numpy, xp_of
-from .tensor import no_grad
+from .tensor import Tensor, no_grad
 
 
 class Optimizer:
-    defaults = {}
+    """Base class: parameter groups, validation, ``zero_grad``, ``step`` and checkpoint state."""
+
+    defaults = {}  # the settings a group may override, with their default values
 
     def __init__(self, params, **settings):
+        name = type(self).__name__
         self.defaults = {**type(self).defaults, **settings}
         params = list(params)
         if not params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
-        groups = params if isinstance(params[0], dict) else [{"params": params}]
+            raise ValueError(f"{name}: got an empty parameter list")
+        if all(isinstance(p, dict) for p in params):
+            groups = params
+        elif any(isinstance(p, dict) for p in params):
+            raise TypeError(f"{name}: params must be all parameters or all dicts (parameter groups), not a mix")
+        else:
+            groups = [{"params": params}]
         self.param_groups = []
-        for group in groups:
+        seen = set()
+        for i, group in enumerate(groups):
+            unknown = sorted(set(group) - set(self.defaults) - {"params"})
+            if "params" not in group or unknown:
+                raise ValueError(f"{name}: parameter group {i} needs a 'params' entry and may set only "
+                                 f"{sorted(self.defaults)}; got keys {sorted(group)}")
             group = {**self.defaults, **group, "params": list(group["params"])}
+            for p in group["params"]:
+                if not isinstance(p, Tensor) or not p.requires_grad:
+                    raise TypeError(f"{name}: parameter group {i} holds {type(p).__name__} {getattr(p, 'shape', '')}; "
+                                    "expected tensors with requires_grad=True (e.g. model.parameters())")
+                if id(p) in seen:
+                    raise ValueError(f"{name}: a parameter of shape {p.shape} appears twice (group {i})")
+                seen.add(id(p))
             self._validate(group)
-            group["initial_lr"] = group["lr"]
+            group["initial_lr"] = group["lr"]  # schedules scale from here
             self.param_groups.append(group)
-        self.state = {}  # id(param) -> dict of arrays (momentum buffers, moments)
+        self.state = {}  # id(param) -> {name: array or number} (velocity, moments)
         self.steps = 0
 
     def _validate(self, group):
-        if group["lr"] < 0:
-            raise ValueError(f"{type(self).__name__}: lr must be >= 0, got {group['lr']}")
-        if group.get("weight_decay", 0) < 0:
-            raise ValueError(f"{type(self).__name__}: weight_decay must be >= 0, got {group['weight_decay']}")
+        """Raise ValueError naming the first bad setting of ``group``."""
+        name = type(self).__name__
+        for key in ("lr", "weight_decay"):
+            value = group[key]
+            if not isinstance(value, numbers.Real) or value < 0:
+                raise ValueError(f"{name}: {key} must be a number >= 0, got {value!r}")
 
     def zero_grad(self):
         for group in self.param_groups:
@@ -44,15 +68,19 @@ class Optimizer:
                 p.grad = None
 
     def step(self):
+        """One update of every parameter that has a gradient (those with ``grad`` None are skipped)."""
         self.steps += 1
         with no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
-                    if p.grad is not None:
-                        grad = p.grad + group["weight_decay"] * p.data if group["weight_decay"] else p.grad
-                        self.update(p, grad, group, self.state.setdefault(id(p), {}))
+                    if p.grad is None:
+                        continue
+                    # L2 weight decay adds wd * p to the gradient (a new array: p.grad stays as it is)
+                    grad = p.grad + group["weight_decay"] * p.data if group["weight_decay"] else p.grad
+                    self.update(p, grad, group, self.state.setdefault(id(p), {}))
 
     def update(self, param, grad, group, state):
+        """Change ``param.data`` in place; ``grad`` must not be modified; ``state`` is this parameter's."""
         raise NotImplementedError
 
     # ----- checkpoints: a flat dict of arrays and numbers ------------------------------------
@@ -60,29 +88,52 @@ class Optimizer:
         return [p for group in self.param_groups for p in group["params"]]
 
     def state_dict(self):
+        """{"steps", "group<g>.lr", "param<i>.<buffer>"}: NumPy copies and numbers, for ``save_checkpoint``."""
         state = {"steps": self.steps}
         for g, group in enumerate(self.param_groups):
             state[f"group{g}.lr"] = group["lr"]
         for i, p in enumerate(self._ordered_params()):
-            for key, array in self.state.get(id(p), {}).items():
-                state[f"param{i}.{key}"] = to_numpy(array)
+            for key, value in self.state.get(id(p), {}).items():
+                state[f"param{i}.{key}"] = to_numpy(value).copy() if hasattr(value, "shape") else value
         return state
 
     def load_state_dict(self, state):
+        """Restore what ``state_dict`` returned; the groups and parameter shapes must be the same."""
+        name = type(self).__name__
+        params = self._ordered_params()
+        expected = {"steps"} | {f"group{g}.lr" for g in range(len(self.param_groups))}
+        missing = sorted(expected - set(state))
+        if missing:
+            raise ValueError(f"{name}.load_state_dict: the state lacks {missing}")
+        new_state = {}
+        for key, value in state.items():
+            if key in expected:
+                continue
+            index, _, buffer = key.partition(".")
+            i = int(index[len("param"):]) if index.startswith("param") and index[len("param"):].isdigit() else -1
+            if not 0 <= i < len(params) or not buffer:
+                raise ValueError(f"{name}.load_state_dict: unexpected entry {key!r} "
+                                 f"(this optimizer has {len(params)} parameters in {len(self.param_groups)} groups)")
+            p = params[i]
+            if getattr(value, "ndim", 0) == 0:  # a number, such as Adam's step count
+                value = value.item() if hasattr(value, "item") else value
+            elif value.shape != p.shape:
+                raise ValueError(f"{name}.load_state_dict: {key} has shape {value.shape}, "
+                                 f"but parameter {i} has shape {p.shape}")
+            else:
+                value = xp_of(p.data).array(value, dtype=p.dtype)  # a private copy on the parameter's device
+            new_state.setdefault(id(p), {})[buffer] = value
         self.steps = int(state["steps"])
         for g, group in enumerate(self.param_groups):
             group["lr"] = float(state[f"group{g}.lr"])
-        self.state = {}
-        for i, p in enumerate(self._ordered_params()):
-            prefix = f"param{i}."
-            entries = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-            if entries:
-                self.state[id(p)] = {k: np.asarray(v).item() if np.ndim(v) == 0 else xp_of(p.data).asarray(v, dtype=p.dtype)
-                                     for k, v in entries.items()}
+        self.state = new_state
 
 
 class SGD(Optimizer):
-    """v <- momentum * v + grad;  p <- p - lr * v   (nesterov: p <- p - lr * (grad + momentum * v))."""
+    """v <- momentum * v + grad;  p <- p - lr * v   (nesterov: p <- p - lr * (grad + momentum * v)).
+
+    The first step sets v = grad, as PyTorch does.
+    """
 
     defaults = {"momentum": 0.0, "weight_decay": 0.0, "nesterov": False}
 
@@ -91,62 +142,81 @@ class SGD(Optimizer):
 
     def _validate(self, group):
         super()._validate(group)
-        if not 0 <= group["momentum"] < 1:
-            raise ValueError(f"SGD: momentum must be in [0, 1), got {group['momentum']}")
+        if not isinstance(group["momentum"], numbers.Real) or not 0 <= group["momentum"] < 1:
+            raise ValueError(f"SGD: momentum must be in [0, 1), got {group['momentum']!r}")
+        if group["nesterov"] and not group["momentum"]:
+            raise ValueError("SGD: nesterov=True needs a momentum > 0")
 
     def update(self, p, grad, group, state):
-        if group["momentum"]:
-            velocity = state.get("velocity")
-            velocity = grad.copy() if velocity is None else group["momentum"] * velocity + grad
-            state["velocity"] = velocity
-            grad = grad + group["momentum"] * velocity if group["nesterov"] else velocity
+        momentum = group["momentum"]
+        if momentum:
+            if "velocity" not in state:
+                state["velocity"] = grad.copy()
+            else:
+                state["velocity"] *= momentum
+                state["velocity"] += grad
+            grad = grad + momentum * state["velocity"] if group["nesterov"] else state["velocity"]
         p.data -= group["lr"] * grad
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015) with bias-corrected first and second moments."""
+    """Adam (Kingma & Ba 2015) with bias-corrected moments; weight_decay is added to the gradient (L2).
+
+    m <- b1 m + (1 - b1) g,  v <- b2 v + (1 - b2) g^2,
+    p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+    """
 
     defaults = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
     def _validate(self, group):
         super()._validate(group)
-        if not all(0 <= b < 1 for b in group["betas"]):
-            raise ValueError(f"Adam: betas must be in [0, 1), got {group['betas']}")
+        betas = tuple(group["betas"]) if isinstance(group["betas"], (tuple, list)) else ()
+        if len(betas) != 2 or not all(isinstance(b, numbers.Real) and 0 <= b < 1 for b in betas):
+            raise ValueError(f"Adam: betas must be a pair of numbers in [0, 1), got {group['betas']!r}")
+        if not isinstance(group["eps"], numbers.Real) or group["eps"] < 0:
+            raise ValueError(f"Adam: eps must be a number >= 0, got {group['eps']!r}")
+        group["betas"] = betas
 
     def update(self, p, grad, group, state):
         b1, b2 = group["betas"]
+        xp = xp_of(grad)
         if "m" not in state:
-            state["m"], state["v"], state["t"] = xp_of(grad).zeros_like(grad), xp_of(grad).zeros_like(grad), 0
+            state["m"], state["v"], state["t"] = xp.zeros_like(grad), xp.zeros_like(grad), 0
         state["t"] += 1
-        state["m"] = b1 * state["m"] + (1 - b1) * grad
-        state["v"] = b2 * state["v"] + (1 - b2) * grad * grad
-        m_hat = state["m"] / (1 - b1 ** state["t"])
-        v_hat = state["v"] / (1 - b2 ** state["t"])
-        p.data -= group["lr"] * m_hat / (xp_of(grad).sqrt(v_hat) + group["eps"])
+        m, v, t = state["m"], state["v"], state["t"]
+        m *= b1
+        m += (1 - b1) * grad
+        v *= b2
+        v += (1 - b2) * grad * grad
+        m_hat = m / (1 - b1**t)
+        v_hat = v / (1 - b2**t)
+        p.data -= group["lr"] * m_hat / (xp.sqrt(v_hat) + group["eps"])
 
 
 class StepLR:
     """Multiply every group's initial lr by gamma once per ``step_size`` calls of step()."""
 
     def __init__(self, optimizer, step_size, gamma=0.1):
-        if step_size < 1:
-            raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
+        name = type(self).__name__
+        if not isinstance(step_size, numbers.Integral) or step_size < 1:
+            raise ValueError(f"{name}: step_size must be an integer >= 1, got {step_size!r}")
+        if not isinstance(gamma, numbers.Real) or gamma <= 0:
+            raise ValueError(f"{name}: gamma must be a number > 0, got {gamma!r}")
         self.optimizer, self.step_size, self.gamma, self.epoch = optimizer, step_size, gamma, 0
 
-    def factor(self):
-        return self.gamma ** (self.epoch // self.step_size)
-
     def step(self):
+        """Call once per epoch, after that epoch's optimizer steps."""
         self.epoch += 1
+        factor = self.gamma ** (self.epoch // self.step_size)
         for group in self.optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * self.factor()
+            group["lr"] = group["initial_lr"] * factor
 
 
 class ExponentialLR(StepLR):
-    """lr = initial_lr * gamma ** epoch (Koch et al. decay each layer's rate by 1% per epoch)."""
+    """lr = initial_lr * gamma ** epoch (Koch et al. decay each layer's rate by 1% per epoch: gamma=0.99)."""
 
     def __init__(self, optimizer, gamma):
         super().__init__(optimizer, step_size=1, gamma=gamma)

@@ -7,9 +7,10 @@ never runs code. Writing goes to a temporary file in the same folder, renamed
 over the target only once it is complete, so a crash or an error mid-way
 leaves the previous file intact.
 """
+import contextlib
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -17,30 +18,39 @@ import numpy as np
 from .backend import to_numpy
 
 
-def write_npz_atomic(path, arrays):
-    """Write ``arrays`` (name -> array) to ``path`` via a temporary file and a rename."""
+@contextlib.contextmanager
+def _atomic_open(path, mode):
+    """Yield a temporary file next to ``path``; on success rename it over ``path``, on error delete it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # unique: concurrent writers do not collide
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{name: to_numpy(a) for name, a in arrays.items()})
+        with open(tmp, mode) as f:  # plain open: the file gets the usual permissions (umask)
+            yield f
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_npz_atomic(path, arrays):
+    """Write ``arrays`` (name -> array) to ``path`` via a temporary file and a rename."""
+    arrays = {name: to_numpy(a) for name, a in arrays.items()}
+    for name, a in arrays.items():
+        if a.dtype.kind not in "biuf":  # anything else would need pickle to read back
+            raise TypeError(f"cannot save entry {name!r} with dtype {a.dtype}: only numeric arrays are stored")
+    with _atomic_open(path, "xb") as f:
+        np.savez(f, **arrays)
 
 
 def write_text_atomic(path, text):
     """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with _atomic_open(path, "x") as f:
+        f.write(text)
 
 
 def read_npz(path):
+    """name -> array of an ``.npz`` file, read without pickle."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
@@ -65,31 +75,51 @@ def load(module, path, strict=True):
 
 def save_checkpoint(path, model, optimizer=None, **meta):
     """Model, optimizer state and JSON-serialisable ``meta`` (epoch, config, history) in one file."""
+    try:
+        meta_json = json.dumps(meta)
+    except TypeError as e:
+        raise TypeError(f"save_checkpoint: meta must be JSON-serialisable ({e})") from None
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
     if optimizer is not None:
         arrays.update({f"optim/{k}": np.asarray(v) for k, v in optimizer.state_dict().items()})
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    arrays["meta"] = np.frombuffer(meta_json.encode(), dtype=np.uint8)
     write_npz_atomic(path, arrays)
 
 
-def read_checkpoint_meta(path):
+def _read_checkpoint(path):
     arrays = read_npz(path)
     if "meta" not in arrays:
         raise ValueError(f"{path} is not a tinysiam checkpoint (no 'meta' entry)")
-    return json.loads(arrays["meta"].tobytes().decode())
+    return arrays, json.loads(arrays["meta"].tobytes().decode())
+
+
+def _entries(arrays, prefix):
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def read_checkpoint_meta(path):
+    """The meta dict of a checkpoint (epoch, config, history), without a model."""
+    return _read_checkpoint(path)[1]
 
 
 def load_checkpoint(path, model=None, optimizer=None):
-    """Restore ``model`` and ``optimizer`` (either may be None) from ``path``; returns the meta dict."""
-    arrays = read_npz(path)
-    if "meta" not in arrays:
-        raise ValueError(f"{path} is not a tinysiam checkpoint (no 'meta' entry)")
+    """Restore ``model`` and ``optimizer`` (either may be None) from ``path``; returns the meta dict.
+
+    A model or optimizer whose names or shapes do not fit the file raises
+    ValueError and is left unchanged.
+    """
+    arrays, meta = _read_checkpoint(path)
+    model_state, optim_state = _entries(arrays, "model/"), _entries(arrays, "optim/")
+    if optimizer is not None and not optim_state:
+        raise ValueError(f"checkpoint {path} holds no optimizer state (it was saved without an optimizer)")
     if model is not None:
-        state = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
         try:
-            model.load_state_dict(state)
-        except (KeyError, ValueError) as e:
+            model.load_state_dict(model_state)
+        except ValueError as e:
             raise ValueError(f"checkpoint {path} does not fit this model: {e}") from None
     if optimizer is not None:
-        optimizer.load_state_dict({k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")})
-    return json.loads(arrays["meta"].tobytes().decode())
+        try:
+            optimizer.load_state_dict(optim_state)
+        except ValueError as e:
+            raise ValueError(f"checkpoint {path} does not fit this optimizer: {e}") from None
+    return meta

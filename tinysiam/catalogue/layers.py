@@ -44,6 +44,8 @@ def checks(rng):
                     n((2, 1, 7, 6))),
         layer_check("Conv2d(2, 2, (2, 3), stride=(2, 1), no bias)",
                     nn.Conv2d(2, 2, (2, 3), stride=(2, 1), bias=False, rng=rng), n((1, 2, 5, 5))),
+        layer_check("Conv2d(2, 3, 2, stride=3, padding=(2, 0))",
+                    nn.Conv2d(2, 3, 2, stride=3, padding=(2, 0), rng=rng), n((2, 2, 4, 7))),
         layer_check("MaxPool2d(2)", nn.MaxPool2d(2), distinct(rng, (2, 2, 4, 6))),
         layer_check("MaxPool2d(3, stride=2)", nn.MaxPool2d(3, 2), distinct(rng, (1, 2, 7, 7))),
         layer_check("Flatten", nn.Flatten(), n((2, 3, 2, 2))),
@@ -51,11 +53,12 @@ def checks(rng):
         layer_check("Sigmoid", nn.Sigmoid(), n((3, 4))),
         layer_check("Tanh", nn.Tanh(), n((3, 4))),
         layer_check("Dropout(0.4) train (fixed mask)", _FixedDropout(dropout), n((4, 5))),
-        layer_check("BatchNorm1d(3) train", nn.BatchNorm1d(3), n((6, 3))),
-        layer_check("BatchNorm1d(3) eval", _with_running_stats(nn.BatchNorm1d(3), rng), n((4, 3)), train=False),
-        layer_check("BatchNorm2d(2) train", nn.BatchNorm2d(2), n((3, 2, 3, 2))),
-        layer_check("BatchNorm2d(2) eval", _with_running_stats(nn.BatchNorm2d(2), rng), n((2, 2, 3, 3)), train=False),
-        layer_check("Sequential(Conv2d, BatchNorm2d, ReLU, MaxPool2d, Flatten, Linear)",
+        layer_check("BatchNorm1d(3) train", randomised_batchnorm(nn.BatchNorm1d(3), rng), n((6, 3))),
+        layer_check("BatchNorm1d(3) eval", randomised_batchnorm(nn.BatchNorm1d(3), rng), n((4, 3)), train=False),
+        layer_check("BatchNorm2d(2) train", randomised_batchnorm(nn.BatchNorm2d(2), rng), n((3, 2, 3, 2))),
+        layer_check("BatchNorm2d(2) eval", randomised_batchnorm(nn.BatchNorm2d(2), rng), n((2, 2, 3, 3)),
+                    train=False),
+        layer_check("Sequential(Conv2d, BatchNorm2d, Tanh, MaxPool2d, Flatten, Linear)",
                     nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, rng=rng), nn.BatchNorm2d(2), nn.Tanh(),
                                   nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 3, rng=rng)), n((3, 1, 4, 4))),
     ]
@@ -73,7 +76,11 @@ class _FixedDropout(nn.Module):
         return self.dropout(x)
 
 
-def _with_running_stats(layer, rng):
-    layer.running_mean = rng.standard_normal(layer.num_features).astype(np.float32)
-    layer.running_var = rng.uniform(0.5, 2.0, layer.num_features).astype(np.float32)
+def randomised_batchnorm(layer, rng):
+    """Random gamma, beta and running statistics: gamma = 1, beta = 0 would hide a missing factor."""
+    c, dtype = layer.num_features, layer.weight.dtype
+    layer.weight.data = (rng.uniform(0.5, 2.0, c) * rng.choice([-1.0, 1.0], c)).astype(dtype)
+    layer.bias.data = rng.standard_normal(c).astype(dtype)
+    layer.running_mean = rng.standard_normal(c).astype(dtype)
+    layer.running_var = rng.uniform(0.5, 2.0, c).astype(dtype)
     return layer

@@ -1,21 +1,30 @@
 """Batch normalisation (Ioffe & Szegedy 2015) as one fused op with a hand-derived backward.
 
-Per feature c, over the M = N (x H x W) values of the batch:
+Per feature (axis 1), over its M = N (x H x W) values x_i in the batch:
 
-    x_hat = (x - mu) / sqrt(var + eps),   y = gamma * x_hat + beta
+    mu = (1/M) sum_i x_i,   var = (1/M) sum_i (x_i - mu)^2,   s = 1 / sqrt(var + eps)
+    x_hat_i = (x_i - mu) * s,   y_i = gamma * x_hat_i + beta
 
-Backward, with g = dL/dy and g_hat = g * gamma. In training, mu and var
-depend on every x, and the chain rule through them gives
+Backward, with g_i = dL/dy_i and g_hat_i = dL/dx_hat_i = gamma * g_i.
+In training, mu and s depend on every x_j:
 
-    dL/dx = (1 / M) / sqrt(var + eps) * (M g_hat - sum(g_hat) - x_hat * sum(g_hat x_hat))
+    dmu/dx_j = 1/M
+    dvar/dx_j = 2 (x_j - mu) / M          (the mu term vanishes: sum_i (x_i - mu) = 0)
+    ds/dx_j = -s^3 / 2 * dvar/dx_j = -s^2 x_hat_j / M
+    dx_hat_i/dx_j = s (delta_ij - 1/M) + (x_i - mu) ds/dx_j = (s / M) (M delta_ij - 1 - x_hat_i x_hat_j)
+
+so, summing over i,
+
+    dL/dx_j = (s / M) * (M g_hat_j - sum_i g_hat_i - x_hat_j * sum_i g_hat_i x_hat_i)
 
 In eval mode mu and var are the running statistics (constants), so
-dL/dx = g_hat / sqrt(var + eps). In both: dL/dgamma = sum(g x_hat), dL/dbeta = sum(g).
+dL/dx_j = g_hat_j * s. In both modes dL/dgamma = sum_i g_i x_hat_i and
+dL/dbeta = sum_i g_i.
 """
 import numpy as np
 
 from ..tensor import Function
-from .layers import check_float_input
+from .layers import check_float_input, check_sizes
 from .module import Module, Parameter
 
 
@@ -28,13 +37,10 @@ class BatchNormOp(Function):
     def forward(self, x, gamma, beta):
         self.axes = (0,) + tuple(range(2, x.ndim))  # every axis but the feature axis
         shape = [1] * x.ndim
-        shape[1] = x.shape[1]
-        self.feature_shape = shape
-        if self.mean is None:  # training: statistics of this batch
+        shape[1] = x.shape[1]  # per-feature arrays broadcast along axis 1
+        self.batch_stats = self.mean is None
+        if self.batch_stats:  # training: statistics of this batch (biased variance)
             self.mean, self.var = x.mean(axis=self.axes), x.var(axis=self.axes)
-            self.batch_stats = True
-        else:
-            self.batch_stats = False
         self.inv_std = 1 / (self.var.reshape(shape) + self.eps) ** 0.5
         self.x_hat = (x - self.mean.reshape(shape)) * self.inv_std
         self.gamma = gamma.reshape(shape)
@@ -55,12 +61,18 @@ class BatchNormOp(Function):
 
 
 class _BatchNorm(Module):
+    """Shared code of BatchNorm1d and BatchNorm2d; ``expected_ndim`` is their input rank."""
+
     expected_ndim = None
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1):
         super().__init__()
+        name = type(self).__name__
+        check_sizes(name, num_features=num_features)
         if not 0 <= momentum <= 1:
-            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1], got {momentum}")
+            raise ValueError(f"{name}: momentum must be in [0, 1], got {momentum!r}")
+        if not eps > 0:
+            raise ValueError(f"{name}: eps must be > 0, got {eps!r}")
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.weight = Parameter(np.ones(num_features, np.float32))  # gamma
         self.bias = Parameter(np.zeros(num_features, np.float32))  # beta
@@ -73,15 +85,21 @@ class _BatchNorm(Module):
         if x.ndim != self.expected_ndim or x.shape[1] != self.num_features:
             raise ValueError(f"{name}({self.num_features}): expected {self.expected_ndim}-D input with "
                              f"{self.num_features} features on axis 1, got shape {x.shape}")
+        if x.dtype != self.weight.dtype:
+            raise TypeError(f"{name}: input has dtype {x.dtype} but the layer's parameters are {self.weight.dtype}; "
+                            "convert one with .astype()")
         if not self.training:
-            return BatchNormOp(self.eps, self.running_mean, self.running_var)(x, self.weight, self.bias)
+            mean, var = (s.astype(x.dtype, copy=False) for s in (self.running_mean, self.running_var))
+            return BatchNormOp(self.eps, mean, var)(x, self.weight, self.bias)
+        m = x.size // x.shape[1]  # values per feature
+        if m < 2:
+            raise ValueError(f"{name}: training needs more than one value per feature to take statistics, "
+                             f"got input shape {x.shape}; use a larger batch, or eval()")
         op = BatchNormOp(self.eps)
         y = op(x, self.weight, self.bias)
-        # running statistics use the unbiased variance, as PyTorch does
-        m = x.size // x.shape[1]
-        unbiased = op.var * (m / max(m - 1, 1))
-        self.running_mean = (1 - self.momentum) * self.running_mean + self.momentum * op.mean.astype(x.dtype)
-        self.running_var = (1 - self.momentum) * self.running_var + self.momentum * unbiased.astype(x.dtype)
+        # the running variance is the unbiased estimate, as in PyTorch
+        self.running_mean = (1 - self.momentum) * self.running_mean + self.momentum * op.mean
+        self.running_var = (1 - self.momentum) * self.running_var + self.momentum * op.var * (m / (m - 1))
         return y
 
     def extra_repr(self):
@@ -89,7 +107,7 @@ class _BatchNorm(Module):
 
 
 class BatchNorm1d(_BatchNorm):
-    """Batch norm over (N, F) inputs."""
+    """Batch norm over (N, F) inputs, one mean and variance per feature."""
 
     expected_ndim = 2
 

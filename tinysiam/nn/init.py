@@ -14,43 +14,46 @@ def seed(value):
     _default_rng = np.random.default_rng(value)
 
 
-def default_rng(rng=None):
+def get_rng(rng=None):
+    """``rng`` itself, or the shared seeded generator when it is None."""
     return _default_rng if rng is None else rng
 
 
 def he_normal(shape, fan_in, rng=None):
     """N(0, 2 / fan_in): keeps the variance of ReLU activations constant (He et al. 2015)."""
-    return (default_rng(rng).standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+    return (get_rng(rng).standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
 
 
 def he_uniform(shape, fan_in, rng=None):
+    """U(-a, a) with a = sqrt(6 / fan_in): the same variance as he_normal."""
     limit = np.sqrt(6.0 / fan_in)
-    return default_rng(rng).uniform(-limit, limit, shape).astype(np.float32)
+    return get_rng(rng).uniform(-limit, limit, shape).astype(np.float32)
 
 
 def glorot_uniform(shape, fan_in, fan_out, rng=None):
     """U(-a, a) with a = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010)."""
     limit = np.sqrt(6.0 / (fan_in + fan_out))
-    return default_rng(rng).uniform(-limit, limit, shape).astype(np.float32)
+    return get_rng(rng).uniform(-limit, limit, shape).astype(np.float32)
 
 
 def glorot_normal(shape, fan_in, fan_out, rng=None):
-    return (default_rng(rng).standard_normal(shape) * np.sqrt(2.0 / (fan_in + fan_out))).astype(np.float32)
+    """N(0, 2 / (fan_in + fan_out))."""
+    return (get_rng(rng).standard_normal(shape) * np.sqrt(2.0 / (fan_in + fan_out))).astype(np.float32)
 
 
 def koch_conv(shape, rng=None):
     """Koch et al. 2015, convolution weights: N(0, 1e-2)."""
-    return (default_rng(rng).standard_normal(shape) * 1e-2).astype(np.float32)
+    return (get_rng(rng).standard_normal(shape) * 1e-2).astype(np.float32)
 
 
 def koch_dense(shape, rng=None):
     """Koch et al. 2015, dense weights: N(0, 2e-1)."""
-    return (default_rng(rng).standard_normal(shape) * 2e-1).astype(np.float32)
+    return (get_rng(rng).standard_normal(shape) * 2e-1).astype(np.float32)
 
 
 def koch_bias(shape, rng=None):
     """Koch et al. 2015, biases: N(0.5, 1e-2)."""
-    return (0.5 + default_rng(rng).standard_normal(shape) * 1e-2).astype(np.float32)
+    return (0.5 + get_rng(rng).standard_normal(shape) * 1e-2).astype(np.float32)
 
 
 def weight_and_bias(init, weight_shape, fan_in, fan_out, dense, rng=None):

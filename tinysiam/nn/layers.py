@@ -1,4 +1,8 @@
 """Layers: Linear, Conv2d, MaxPool2d, Flatten, activations, Dropout, Sequential."""
+import numbers
+
+import numpy as np
+
 from .. import ops
 from ..backend import xp_of
 from ..conv import _pair, conv2d, max_pool2d
@@ -15,11 +19,19 @@ def check_float_input(layer, x):
         raise TypeError(f"{layer}: input has dtype {x.dtype}; convert it with .astype('float32')")
 
 
+def check_sizes(layer, **sizes):
+    """Feature and channel counts must be positive integers."""
+    for name, value in sizes.items():
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
+
+
 class Linear(Module):
     """y = x W^T + b, with W of shape (out_features, in_features)."""
 
     def __init__(self, in_features, out_features, bias=True, init="he", rng=None):
         super().__init__()
+        check_sizes("Linear", in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         weight, b = initializers.weight_and_bias(init, (out_features, in_features), in_features, out_features,
                                                  dense=True, rng=rng)
@@ -43,6 +55,7 @@ class Conv2d(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, init="he", rng=None):
         super().__init__()
+        check_sizes("Conv2d", in_channels=in_channels, out_channels=out_channels)
         kh, kw = _pair(kernel_size, "kernel_size")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
@@ -64,11 +77,14 @@ class Conv2d(Module):
 
 
 class MaxPool2d(Module):
+    """Maximum over each kernel_size window, moving by stride (default: kernel_size)."""
+
     def __init__(self, kernel_size=2, stride=None):
         super().__init__()
         self.kernel_size, self.stride = kernel_size, stride
 
     def forward(self, x):
+        check_float_input("MaxPool2d", x)
         return max_pool2d(x, self.kernel_size, self.stride)
 
     def extra_repr(self):
@@ -84,32 +100,40 @@ class Flatten(Module):
 
 class ReLU(Module):
     def forward(self, x):
+        check_float_input("ReLU", x)
         return ops.relu(x)
 
 
 class Sigmoid(Module):
     def forward(self, x):
+        check_float_input("Sigmoid", x)
         return ops.sigmoid(x)
 
 
 class Tanh(Module):
     def forward(self, x):
+        check_float_input("Tanh", x)
         return ops.tanh(x)
 
 
 class Dropout(Module):
-    """Zero each element with probability p in training, scaling the rest by 1/(1-p); identity in eval."""
+    """Zero each element with probability p in training, scaling the rest by 1/(1-p); identity in eval.
+
+    The mask is drawn from ``rng`` (a NumPy Generator), or, when None, from the
+    shared generator that ``tinysiam.nn.init.seed`` reseeds.
+    """
 
     def __init__(self, p=0.5, rng=None):
         super().__init__()
-        if not 0 <= p < 1:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
-        self.p, self.rng = p, initializers.default_rng(rng)
+        if not isinstance(p, numbers.Real) or not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
+        self.p, self.rng = p, rng
 
     def forward(self, x):
+        check_float_input("Dropout", x)
         if not self.training or self.p == 0:
             return x
-        keep = self.rng.random(x.shape) >= self.p
+        keep = initializers.get_rng(self.rng).random(x.shape) >= self.p
         mask = xp_of(x.data).asarray(keep / (1 - self.p), dtype=x.dtype)
         return x * Tensor(mask)
 
@@ -128,7 +152,9 @@ class Sequential(Module):
             setattr(self, str(i), module)
 
     def __getitem__(self, index):
-        return list(self._modules.values())[index]
+        """One module, or a new Sequential of a slice (sharing the modules): ``model[:-1]``."""
+        modules = list(self._modules.values())
+        return Sequential(*modules[index]) if isinstance(index, slice) else modules[index]
 
     def __len__(self):
         return len(self._modules)
