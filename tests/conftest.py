@@ -21,7 +21,7 @@ def data_root():
     return root
 
 
-from tinysiam.backend import gpu_available, to_device  # noqa: E402
+from tinysiam.engine.backend import gpu_available, to_device  # noqa: E402
 
 DEVICES = ["cpu", pytest.param("gpu", marks=pytest.mark.skipif(
     not gpu_available(), reason="CuPy with a CUDA device is not available"))]

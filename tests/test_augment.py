@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from conftest import on
-from tinysiam.backend import gpu_available, to_numpy
+from tinysiam.engine.backend import gpu_available, to_numpy
 from tinysiam.data.augment import affine_augment, affine_warp, random_affine
 
 IDENTITY = dict(rotation=(0, 0), shear=(0, 0), scale=(1, 1), translation=(0, 0))

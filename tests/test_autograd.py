@@ -4,8 +4,8 @@ import pytest
 
 import tinysiam as ts
 from tinysiam import nn, ops
-from tinysiam.backend import to_numpy
-from tinysiam.conv import conv2d, max_pool2d
+from tinysiam.engine.backend import to_numpy
+from tinysiam.engine.conv import conv2d, max_pool2d
 
 from conftest import on
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from tinysiam.cli import main
+from tinysiam.app.cli import main
 
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
@@ -40,7 +40,7 @@ def test_train_refuses_to_overwrite_then_resumes(tmp_path, capsys):
 
 
 def test_interrupt_saves_a_checkpoint(tmp_path, monkeypatch, capsys):
-    from tinysiam import training
+    from tinysiam.app import training
 
     calls = {"n": 0}
     original = training.Trainer.loss

@@ -5,9 +5,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinysiam as ts
-import tinysiam.conv as conv
-from tinysiam.conv import conv2d, max_pool2d
-from tinysiam.gradcheck import gradcheck
+import tinysiam.engine.conv as conv
+from tinysiam.engine.conv import conv2d, max_pool2d
+from tinysiam.engine.gradcheck import gradcheck
 
 
 def naive_conv(x, w, b, stride, padding):

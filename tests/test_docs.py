@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tinysiam as ts
-from tinysiam import distances, losses
+from tinysiam.siamese import distances, losses
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "derivations.md").read_text()
 

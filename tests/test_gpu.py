@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 
 import tinysiam as ts
-from tinysiam import catalogue, losses, nn
+from tinysiam import nn
+from tinysiam.app import catalogue
+from tinysiam.siamese import losses
 from tinysiam.data import affine_augment
 from tinysiam.siamese import KochHead, TwinNetwork
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tinysiam as ts
-from tinysiam.gradcheck import ELEMENTWISE_LIMIT, GradcheckError, gradcheck
+from tinysiam.engine.gradcheck import ELEMENTWISE_LIMIT, GradcheckError, gradcheck
 
 from conftest import on
 

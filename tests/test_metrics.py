@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinysiam import metrics
+from tinysiam.evaluation import metrics
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 

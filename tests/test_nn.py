@@ -6,9 +6,9 @@ from hypothesis import strategies as st
 
 import tinysiam as ts
 from tinysiam import nn
-from tinysiam.catalogue.layers import layer_check, randomised_batchnorm
-from tinysiam.catalogue.ops import away_from_zero, distinct
-from tinysiam.gradcheck import gradcheck
+from tinysiam.app.catalogue.layers import layer_check, randomised_batchnorm
+from tinysiam.app.catalogue.ops import away_from_zero, distinct
+from tinysiam.engine.gradcheck import gradcheck
 
 FAST = settings(max_examples=10, deadline=None)
 seeds = st.integers(0, 2**16)

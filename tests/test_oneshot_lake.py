@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from tinysiam.oneshot import (LakeRun, evaluate_lake_runs, ink_points, load_lake_runs, mhd_costs, mhd_scores,
+from tinysiam.evaluation.oneshot import (LakeRun, evaluate_lake_runs, ink_points, load_lake_runs, mhd_costs, mhd_scores,
                               modified_hausdorff, pixel_scores)
 
 Image = pytest.importorskip("PIL.Image")

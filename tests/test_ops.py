@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 import tinysiam as ts
 from tinysiam import ops
-from tinysiam.catalogue.ops import away_from_zero, distinct
-from tinysiam.gradcheck import gradcheck
+from tinysiam.app.catalogue.ops import away_from_zero, distinct
+from tinysiam.engine.gradcheck import gradcheck
 
 from conftest import DEVICES, on
 

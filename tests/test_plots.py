@@ -5,7 +5,7 @@ import pytest
 pytest.importorskip("matplotlib")
 Image = pytest.importorskip("PIL.Image")
 
-from tinysiam import plots  # noqa: E402
+from tinysiam.evaluation import plots  # noqa: E402
 
 
 def is_png(path):

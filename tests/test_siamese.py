@@ -4,7 +4,7 @@ import pytest
 
 import tinysiam as ts
 from tinysiam import nn
-from tinysiam.losses import bce_with_logits
+from tinysiam.siamese.losses import bce_with_logits
 from tinysiam.siamese import KochHead, RelationModule, TripletNetwork, TwinNetwork
 
 
@@ -112,9 +112,9 @@ def test_wrappers_and_heads_reject_mismatched_branches(call, message):
 def test_readme_example_contrastive_training_pulls_same_pairs_together():
     """The README's example, line for line: same-class distances shrink, different-class distances grow."""
     from tinysiam import optim
-    from tinysiam.distances import l2_distance
-    from tinysiam.losses import contrastive_loss
-    from tinysiam.mining import PairSampler
+    from tinysiam.siamese.distances import l2_distance
+    from tinysiam.siamese.losses import contrastive_loss
+    from tinysiam.siamese.mining import PairSampler
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 4, 400)                                   # 4 classes

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from tinysiam.cli import main
+from tinysiam.app.cli import main
 
 pytestmark = pytest.mark.slow
 

@@ -3,9 +3,9 @@ import numpy as np
 
 import tinysiam as ts
 from tinysiam import nn, optim
-from tinysiam.catalogue.layers import layer_check
-from tinysiam.gradcheck import gradcheck
-from tinysiam.losses import bce_with_logits
+from tinysiam.app.catalogue.layers import layer_check
+from tinysiam.engine.gradcheck import gradcheck
+from tinysiam.siamese.losses import bce_with_logits
 
 
 def test_mlp_fits_xor():

@@ -12,8 +12,8 @@ optimizer's own buffers (velocity, moments) are private arrays, updated in place
 """
 import numbers
 
-from .backend import to_numpy, xp_of
-from .tensor import Tensor, no_grad
+from .engine.backend import to_numpy, xp_of
+from .engine.tensor import Tensor, no_grad
 
 
 class Optimizer:

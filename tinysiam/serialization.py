@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import to_numpy
+from .engine.backend import to_numpy
 
 
 @contextlib.contextmanager

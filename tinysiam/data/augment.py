@@ -9,7 +9,7 @@ centre; pixels that come from outside the image are 0.
 """
 import numpy as np
 
-from ..backend import xp_of
+from ..engine.backend import xp_of
 
 
 def affine_augment(images, rng, probability=0.5, rotation=(-10.0, 10.0), shear=(-0.3, 0.3), scale=(0.8, 1.2),

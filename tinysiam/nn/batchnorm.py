@@ -23,7 +23,7 @@ dL/dbeta = sum_i g_i.
 """
 import numpy as np
 
-from ..tensor import Function
+from ..engine.tensor import Function
 from .layers import check_float_input, check_sizes
 from .module import Module, Parameter
 

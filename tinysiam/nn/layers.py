@@ -3,10 +3,10 @@ import numbers
 
 import numpy as np
 
-from .. import ops
-from ..backend import xp_of
-from ..conv import _pair, conv2d, max_pool2d
-from ..tensor import Tensor
+from ..engine import ops
+from ..engine.backend import xp_of
+from ..engine.conv import _pair, conv2d, max_pool2d
+from ..engine.tensor import Tensor
 from . import init as initializers
 from .module import Module, Parameter
 

@@ -3,8 +3,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .. import backend
-from ..tensor import Tensor
+from ..engine import backend
+from ..engine.tensor import Tensor
 
 
 class Parameter(Tensor):

@@ -1,7 +1,7 @@
 """Catalogue entries for the layers: gradients w.r.t. the input and every parameter."""
 import numpy as np
 
-from .. import nn
+from ... import nn
 from .ops import away_from_zero, distinct
 from . import Check
 

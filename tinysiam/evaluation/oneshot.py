@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import to_numpy
-from .data.datasets import decode_images, iter_members
+from ..engine.backend import to_numpy
+from ..data.datasets import decode_images, iter_members
 
 _KEY = re.compile(r"(?:^|/)(run\d+)/class_labels\.txt$")
 

@@ -10,9 +10,9 @@ per sample). At a hinge's corner, max(0, x) at x = 0, the derivative used is 0.
 import math
 import numbers
 
-from .backend import xp_of
+from ..engine.backend import xp_of
 from .distances import NORM_EPS, check_embeddings, distance_op
-from .tensor import Function, Tensor
+from ..engine.tensor import Function, Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
 

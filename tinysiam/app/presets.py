@@ -5,7 +5,7 @@ size; the images are resized to that size when the data is loaded.
 """
 from dataclasses import dataclass
 
-from . import nn
+from .. import nn
 
 
 @dataclass(frozen=True)

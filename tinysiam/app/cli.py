@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend
+from ..engine import backend
 from .presets import PRESETS
 
 DATA_SETS = ("digits", "omniglot", "faces", "mnist")
@@ -45,7 +45,7 @@ def _find(root, patterns, what):
 
 def load_split(args, size):
     """(train, val, test) LabelledImages for ``--data``: test classes are never trained on."""
-    from . import data
+    from .. import data
 
     seed = args.seed
     if args.data == "digits":
@@ -81,7 +81,7 @@ def _resize(part, size):
 
 # ----- commands -----------------------------------------------------------------------------------
 def cmd_train(args):
-    from .data import affine_augment
+    from ..data import affine_augment
     from .training import Trainer, TrainConfig
 
     config = TrainConfig(preset=args.preset, loss=args.loss, optimizer=args.optimizer, lr=args.lr,
@@ -107,7 +107,7 @@ def cmd_train(args):
         model, _ = load_model(out / "best.npz", device=args.device)
         summary.update(evaluate_held_out(model, test, args, plot_dir=None if args.no_plots else out))
     if not args.no_plots:
-        from . import plots
+        from ..evaluation import plots
         from .training import read_history
 
         plots.plot_history(read_history(out), out / "loss.png")
@@ -118,7 +118,7 @@ def cmd_train(args):
 
 def evaluate_held_out(model, test, args, plot_dir=None):
     """One-shot accuracy, verification ROC and retrieval on classes never trained on; plots into ``plot_dir``."""
-    from . import metrics
+    from ..evaluation import metrics
 
     way = min(args.val_way, len(test.classes))
     if model.head is None:
@@ -128,7 +128,7 @@ def evaluate_held_out(model, test, args, plot_dir=None):
         embeddings = None
         one_shot = metrics.n_way_k_shot_accuracy(test.images, test.labels, way, 1, n_episodes=200, seed=args.seed,
                                                  score_fn=model.similarity)
-    from .mining import PairSampler
+    from ..siamese.mining import PairSampler
 
     left, right, same = PairSampler(test.labels, seed=args.seed).sample(2000)
     scores = model.pair_scores(test.images[left], test.images[right])
@@ -139,7 +139,7 @@ def evaluate_held_out(model, test, args, plot_dir=None):
     if embeddings is not None:
         result["test_precision_at_1"] = metrics.precision_at_1(embeddings, test.labels)
     if plot_dir is not None:
-        from . import plots
+        from ..evaluation import plots
 
         plots.plot_roc(fpr, tpr, plot_dir / "roc.png", auc=auc, eer=eer)
         if embeddings is not None:
@@ -159,7 +159,7 @@ def cmd_demo(args):
           "recognises 5-9 from ONE example each (5-way one-shot, chance = 20%).")
     code = cmd_train(args)
     results = json.loads((Path(args.out) / "results.json").read_text())
-    from . import metrics
+    from ..evaluation import metrics
 
     _, _, test = load_split(args, PRESETS["digits"].input_size)
     pixels = metrics.n_way_k_shot_accuracy(test.images.reshape(len(test), -1), test.labels, 5, 1, n_episodes=500,
@@ -172,7 +172,7 @@ def cmd_demo(args):
 
 
 def cmd_eval(args):
-    from .oneshot import evaluate_lake_runs, load_lake_runs, mhd_scores, pixel_scores
+    from ..evaluation.oneshot import evaluate_lake_runs, load_lake_runs, mhd_scores, pixel_scores
 
     if (args.checkpoint is None) == (args.baseline is None):
         raise UserError("give exactly one of --checkpoint or --baseline")
@@ -207,7 +207,7 @@ def cmd_eval(args):
 
 
 def _write_json(path, value):
-    from .serialization import write_text_atomic
+    from ..serialization import write_text_atomic
 
     write_text_atomic(path, json.dumps(value, indent=1))
 
@@ -267,6 +267,21 @@ def build_parser():
     return parser
 
 
+def run_benchmarks(argv):
+    """``tinysiam bench``: the harness lives in the checkout's benchmarks/ folder, not in the installed package."""
+    import importlib.util
+
+    harness = Path(__file__).resolve().parents[2] / "benchmarks" / "harness.py"
+    if not harness.is_file():
+        print(f"tinysiam bench: error: the benchmarks run from a source checkout; {harness} is not there",
+              file=sys.stderr)
+        return 2
+    spec = importlib.util.spec_from_file_location("tinysiam_benchmarks_harness", harness)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(argv)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "gradcheck":  # these parse their own options
@@ -274,10 +289,9 @@ def main(argv=None):
 
         return gradcheck_main(argv[1:])
     if argv and argv[0] == "bench":
-        from .bench import main as bench_main
-
-        return bench_main(argv[1:])
+        return run_benchmarks(argv[1:])
     args = build_parser().parse_args(argv)
+    backend.reuse_freed_memory()  # training allocates the same large temporaries every step
     commands = {"demo": cmd_demo, "train": cmd_train, "eval": cmd_eval}
     try:
         if getattr(args, "device", "cpu") == "gpu":

@@ -11,9 +11,9 @@ of identical rows, cosine or NT-Xent of a zero vector), where the composed
 ``sqrt`` has an infinite slope and the fused ops use their documented
 subgradient or clamp. The tests show both sides of that difference.
 """
-from . import ops
-from .backend import xp_of
-from .tensor import Tensor
+from ..engine import ops
+from ..engine.backend import xp_of
+from ..engine.tensor import Tensor
 
 
 def _reduce(losses, reduction):

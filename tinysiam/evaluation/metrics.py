@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import to_numpy
-from .distances import pairwise_distances
+from ..engine.backend import to_numpy
+from ..siamese.distances import pairwise_distances
 
 
 def _scores_and_labels(scores, same):

@@ -4,8 +4,8 @@ Each entry's name starts with the op's name, lower case, as in ``ops.py``.
 """
 import numpy as np
 
-from .. import ops
-from ..conv import conv2d, max_pool2d
+from ...engine import ops
+from ...engine.conv import conv2d, max_pool2d
 from . import Check
 
 

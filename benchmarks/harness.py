@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .serialization import write_text_atomic
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's tinysiam, installed or not
+from tinysiam.serialization import write_text_atomic  # noqa: E402
 
 CONTENDERS = ("tinysiam", "torch", "dezero")
 TITLES = {"tinysiam": "tinysiam", "torch": "PyTorch", "dezero": "DeZero"}
@@ -179,6 +180,7 @@ class TinysiamContender:
         from tinysiam import backend
 
         self.device = backend.check_device(device)  # RuntimeError when there is no GPU: reported, column skipped
+        backend.reuse_freed_memory()  # as the command line does; the peers keep their stock allocators
 
     def constant(self, array):
         from tinysiam import backend
@@ -191,8 +193,8 @@ class TinysiamContender:
         return Tensor(self.constant(array), requires_grad=True)
 
     def op(self, bench, leaves, same):
-        from tinysiam import distances, losses
-        from tinysiam.conv import conv2d, max_pool2d
+        from tinysiam.engine.conv import conv2d, max_pool2d
+        from tinysiam.siamese import distances, losses
 
         if bench.kind == "conv":
             return lambda: conv2d(leaves["x"], leaves["weight"], leaves["bias"])
@@ -207,8 +209,8 @@ class TinysiamContender:
                 "nt_xent": lambda: losses.nt_xent_loss(a, p, temperature=0.5)}[bench.settings["loss"]]
 
     def step(self, bench):
-        from tinysiam import Tensor, distances, losses, nn, optim
-        from tinysiam.siamese import KochHead, TwinNetwork
+        from tinysiam import Tensor, nn, optim
+        from tinysiam.siamese import KochHead, TwinNetwork, distances, losses
 
         weights, layers = iter(shared_weights(bench)), []
         for kind, *args in bench.settings["layers"]:
@@ -669,8 +671,8 @@ def profile(step, steps, synchronize):
     """
     from collections import defaultdict
 
-    from .optim import Optimizer
-    from .tensor import Function, Tensor
+    from tinysiam.engine.tensor import Function, Tensor
+    from tinysiam.optim import Optimizer
 
     totals, depth = defaultdict(float), [0]
 
@@ -726,11 +728,9 @@ class Worker:
 
     def __init__(self, contender, device, threads, tf32):
         self.contender = contender
-        command = [sys.executable, "-m", "tinysiam.bench", "--worker", contender, "--device", device,
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker", contender, "--device", device,
                    "--threads", str(threads)] + (["--tf32"] if tf32 else [])
         env = worker_environment(threads, tf32)
-        if contender != "tinysiam":  # importing this module imports tinysiam: keep the peers' stock allocator
-            env["TINYSIAM_MALLOC_TUNING"] = "0"
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.unavailable = None
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import to_numpy
+from ..engine.backend import to_numpy
 
 
 def _pyplot():

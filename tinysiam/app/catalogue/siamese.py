@@ -6,9 +6,10 @@ and the tests check the values chosen there explicitly.
 """
 import numpy as np
 
-from .. import losses, nn
-from ..distances import cosine_distance, l1_distance, l2_distance, squared_l2_distance
-from ..siamese import KochHead, RelationModule, TripletNetwork, TwinNetwork
+from ... import nn
+from ...siamese import losses
+from ...siamese.distances import cosine_distance, l1_distance, l2_distance, squared_l2_distance
+from ...siamese.networks import KochHead, RelationModule, TripletNetwork, TwinNetwork
 from . import Check
 from .layers import module_check
 

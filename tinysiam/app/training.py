@@ -17,15 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend, nn, optim
-from .distances import l2_distance, pairwise_distances
-from .losses import bce_with_logits, contrastive_linear_loss, contrastive_loss, triplet_loss
-from .metrics import n_way_k_shot_accuracy
-from .mining import PairSampler, batch_hard_triplets
+from .. import nn, optim
+from ..engine import backend
+from ..siamese.distances import l2_distance, pairwise_distances
+from ..siamese.losses import bce_with_logits, contrastive_linear_loss, contrastive_loss, triplet_loss
+from ..evaluation.metrics import n_way_k_shot_accuracy
+from ..siamese.mining import PairSampler, batch_hard_triplets
 from .presets import get_preset
-from .serialization import load_checkpoint, read_checkpoint_meta, save_checkpoint, write_text_atomic
-from .siamese import KochHead, TwinNetwork
-from .tensor import Tensor, no_grad
+from ..serialization import load_checkpoint, read_checkpoint_meta, save_checkpoint, write_text_atomic
+from ..siamese.networks import KochHead, TwinNetwork
+from ..engine.tensor import Tensor, no_grad
 
 LOSSES = ("contrastive", "contrastive-linear", "triplet", "koch")
 OPTIMIZERS = ("sgd", "adam")

@@ -10,10 +10,10 @@ import numbers
 
 import numpy as np
 
-from .backend import to_numpy
+from ..engine.backend import to_numpy
 from .distances import pairwise_distances
 from .losses import check_positive
-from .tensor import Tensor
+from ..engine.tensor import Tensor
 
 
 class _ByClass:

@@ -105,11 +105,6 @@ class Tensor:
             return self
         return Tensor(backend.to_device(self.data, device), requires_grad=self.requires_grad)
 
-    def astype(self, dtype):
-        from .ops import AsType
-
-        return AsType(dtype)(self)
-
     # ----- backpropagation ----------------------------------------------------
     def backward(self, grad=None, retain_graph=False):
         """Fill ``.grad`` of every tensor this one depends on that requires grad.
@@ -153,71 +148,8 @@ class Tensor:
             if not retain_graph:
                 fn.release()
 
-    # ----- operators (defined in ops.py) ----------------------------------------
-    def __add__(self, other):
-        from .ops import add
-
-        return add(self, other)
-
-    def __radd__(self, other):
-        from .ops import add
-
-        return add(other, self)
-
-    def __sub__(self, other):
-        from .ops import sub
-
-        return sub(self, other)
-
-    def __rsub__(self, other):
-        from .ops import sub
-
-        return sub(other, self)
-
-    def __mul__(self, other):
-        from .ops import mul
-
-        return mul(self, other)
-
-    def __rmul__(self, other):
-        from .ops import mul
-
-        return mul(other, self)
-
-    def __truediv__(self, other):
-        from .ops import div
-
-        return div(self, other)
-
-    def __rtruediv__(self, other):
-        from .ops import div
-
-        return div(other, self)
-
-    def __neg__(self):
-        from .ops import Neg
-
-        return Neg()(self)
-
-    def __pow__(self, exponent):
-        from .ops import Pow
-
-        return Pow(exponent)(self)
-
-    def __matmul__(self, other):
-        from .ops import matmul
-
-        return matmul(self, other)
-
-    def __rmatmul__(self, other):
-        from .ops import matmul
-
-        return matmul(other, self)
-
-    def __getitem__(self, index):
-        from .ops import GetItem
-
-        return GetItem(index)(self)
+    # Operators (+, *, @, [], ...) and methods (.sum(), .relu(), ...) are attached by ops.py,
+    # where each operation is defined: ``import tinysiam`` loads both.
 
 
 def _topological_order(output):

@@ -6,9 +6,10 @@ backprop adds the gradients of the two branches in each parameter's ``.grad``.
 One pass also means a BatchNorm layer in the tower normalises over all 2N (or
 3N) inputs together, as a PyTorch model that concatenates the branches does.
 """
-from . import nn, ops
+from .. import nn
+from ..engine import ops
 from .distances import check_embeddings
-from .tensor import Tensor
+from ..engine.tensor import Tensor
 
 
 def _check_batch(name, *inputs):

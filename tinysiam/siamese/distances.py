@@ -11,8 +11,8 @@ value and gradient.
 ``pairwise_distances`` gives the (N, M) matrix of all distances between two
 sets of rows (raw arrays, no gradient): for mining, search and evaluation.
 """
-from .backend import xp_of
-from .tensor import Function, Tensor
+from ..engine.backend import xp_of
+from ..engine.tensor import Function, Tensor
 
 NORM_EPS = 1e-8  # smallest norm cosine (and NT-Xent) divides by
 

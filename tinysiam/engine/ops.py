@@ -458,7 +458,35 @@ def maximum(x, value):
     return Clip(low=value)(x)
 
 
-for _name in ("sum", "mean", "max", "reshape", "transpose", "exp", "log", "sqrt", "abs",
-              "relu", "sigmoid", "tanh", "clip", "maximum"):
-    setattr(Tensor, _name, globals()[_name])
-Tensor.T = property(transpose)
+def astype(x, dtype):
+    return AsType(dtype)(x)
+
+
+def neg(x):
+    return Neg()(x)
+
+
+def pow(x, exponent):
+    return Pow(exponent)(x)
+
+
+def getitem(x, index):
+    return GetItem(index)(x)
+
+
+def _swapped(fn):
+    """``fn`` with its two arguments swapped: ``2 - t`` calls ``t.__rsub__(2)``, which is sub(2, t)."""
+    return lambda a, b: fn(b, a)
+
+
+# The one place where Tensor gets its operators and methods: each calls the function above.
+_TENSOR_METHODS = {
+    "__add__": add, "__radd__": _swapped(add), "__sub__": sub, "__rsub__": _swapped(sub),
+    "__mul__": mul, "__rmul__": _swapped(mul), "__truediv__": div, "__rtruediv__": _swapped(div),
+    "__matmul__": matmul, "__rmatmul__": _swapped(matmul), "__neg__": neg, "__pow__": pow,
+    "__getitem__": getitem, "astype": astype, "sum": sum, "mean": mean, "max": max, "reshape": reshape,
+    "transpose": transpose, "exp": exp, "log": log, "sqrt": sqrt, "abs": abs, "__abs__": abs, "relu": relu,
+    "sigmoid": sigmoid, "tanh": tanh, "clip": clip, "maximum": maximum, "T": property(transpose),
+}
+for _name, _method in _TENSOR_METHODS.items():
+    setattr(Tensor, _name, _method)

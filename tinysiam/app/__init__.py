@@ -1,0 +1,1 @@
+"""The application layer: named tower presets, the training loop, the command line and the gradient-check catalogue."""
