@@ -1,18 +1,22 @@
 """The command line, end to end, in shortened runs."""
 import json
 
+import numpy as np
 import pytest
 
-from tinysiam.app.cli import main
+from tinysiam.app.cli import build_parser, main
+from tinysiam.app.config import TrainConfig
 
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
+
+QUICK = ["--epochs", "1", "--steps-per-epoch", "5", "--quiet", "--no-plots"]
 
 
 def test_demo_shortened(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--epochs", "2", "--steps-per-epoch", "15", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "5-way one-shot accuracy" in out
+    assert "5-way one-shot accuracy" in out and "raw pixels" in out
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["test_5way_1shot_accuracy"] > 0.3  # chance is 0.2; 500 episodes make 0.3 far outside noise
     for name in ("loss.png", "roc.png", "embeddings.png", "one_shot.png", "best.npz", "last.npz", "history.csv"):
@@ -21,55 +25,148 @@ def test_demo_shortened(tmp_path, capsys):
     assert [row["epoch"] for row in history] == [1, 2]
 
 
+def test_demo_never_replaces_a_run(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.npz").write_bytes(b"a good model")  # no last.npz: the guard must still see a run here
+    assert main(["demo", "--out", str(run), "--epochs", "1", "--steps-per-epoch", "2", "--quiet"]) == 2
+    assert "already holds a run (best.npz)" in capsys.readouterr().err
+    assert (run / "best.npz").read_bytes() == b"a good model"
+
+
+def test_demo_without_out_picks_a_fresh_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for expected in ("demo", "demo-2"):
+        assert main(["demo", "--epochs", "1", "--steps-per-epoch", "2", "--quiet", "--no-plots"]) == 0
+        assert f"plots and checkpoints in {tmp_path.joinpath('runs', expected).relative_to(tmp_path)}/" in \
+            capsys.readouterr().out
+
+
 def test_train_refuses_to_overwrite_then_resumes(tmp_path, capsys):
-    args = ["train", "--data", "digits", "--out", str(tmp_path), "--epochs", "1", "--steps-per-epoch", "5",
-            "--quiet", "--no-plots", "--loss", "koch"]
+    args = ["train", "--data", "digits", "--out", str(tmp_path), "--loss", "koch"] + QUICK
     assert main(args) == 0
     before = (tmp_path / "last.npz").read_bytes()
     assert main(args) == 2
-    assert "already holds a checkpoint" in capsys.readouterr().err
+    assert "already holds a run" in capsys.readouterr().err
     assert (tmp_path / "last.npz").read_bytes() == before
-    resumed = args[:args.index("--epochs")] + ["--epochs", "2"] + args[args.index("--epochs") + 2:] + ["--resume"]
-    assert main(resumed) == 0
+    assert main(["train", "--out", str(tmp_path), "--resume", "--epochs", "2", "--quiet", "--no-plots"]) == 0
     assert [row["epoch"] for row in json.loads((tmp_path / "history.json").read_text())] == [1, 2]
-    evaluation = tmp_path / "eval"
-    assert main(["eval", "--protocol", "nway", "--checkpoint", str(tmp_path / "best.npz"), "--data", "digits",
-                 "--way", "3", "--out", str(evaluation)]) == 0
-    result = json.loads((evaluation / "eval_nway.json").read_text())
-    assert 0 <= result["test_3way_1shot_accuracy"] <= 1 and (evaluation / "roc.png").is_file()
 
 
-def test_interrupt_saves_a_checkpoint(tmp_path, monkeypatch, capsys):
+def test_resume_applies_a_new_lr_and_records_it(tmp_path, capsys):
+    from tinysiam.serialization import read_checkpoint_meta
+
+    assert main(["train", "--out", str(tmp_path), "--lr", "0.01", "--optimizer", "sgd"] + QUICK) == 0
+    assert main(["train", "--out", str(tmp_path), "--resume", "--epochs", "2", "--lr", "0.05", "--quiet",
+                 "--no-plots"]) == 0
+    assert "resuming with lr = 0.05 (was 0.01)" in capsys.readouterr().out
+    meta = read_checkpoint_meta(tmp_path / "last.npz")
+    assert meta["config"]["lr"] == 0.05
+    assert meta["changes"] == [{"epoch": 2, "step": 0, "option": "epochs", "from": 1, "to": 2},
+                               {"epoch": 2, "step": 0, "option": "lr", "from": 0.01, "to": 0.05}]
+    from tinysiam.serialization import read_npz
+
+    assert read_npz(tmp_path / "last.npz")["optim/group0.lr"] == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("option", [["--loss", "triplet"], ["--optimizer", "sgd"], ["--preset", "mini"],
+                                    ["--seed", "3"], ["--val-way", "3"]])
+def test_resume_refuses_to_change_what_defines_the_run(tmp_path, capsys, option):
+    assert main(["train", "--out", str(tmp_path)] + QUICK) == 0
+    before = (tmp_path / "last.npz").read_bytes()
+    assert main(["train", "--out", str(tmp_path), "--resume", "--epochs", "2", "--quiet"] + option) == 2
+    err = capsys.readouterr().err
+    assert f"{option[0]} cannot change when resuming" in err and "Traceback" not in err
+    assert (tmp_path / "last.npz").read_bytes() == before
+
+
+def test_interrupt_saves_the_step_and_resume_finishes_the_epoch(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
     from tinysiam.app import training
+    from tinysiam.serialization import read_checkpoint_meta
 
     calls = {"n": 0}
-    original = training.Trainer.loss
+    original = training.Trainer.train_step
 
     def interrupting(self):
         calls["n"] += 1
-        if calls["n"] == 8:
-            raise KeyboardInterrupt
+        if calls["n"] == 8:  # Ctrl-C arrives during step 3 of epoch 2
+            os.kill(os.getpid(), signal.SIGINT)
         return original(self)
 
-    monkeypatch.setattr(training.Trainer, "loss", interrupting)
+    monkeypatch.setattr(training.Trainer, "train_step", interrupting)
     code = main(["train", "--out", str(tmp_path), "--epochs", "3", "--steps-per-epoch", "5", "--quiet", "--no-plots"])
     assert code == 130 and "--resume" in capsys.readouterr().err
-    from tinysiam.serialization import read_checkpoint_meta
-
     meta = read_checkpoint_meta(tmp_path / "last.npz")
-    assert meta["interrupted"] and meta["epoch"] == 1
+    assert meta["interrupted"] and (meta["epoch"], meta["step"]) == (1, 3) and len(meta["epoch_losses"]) == 3
+    monkeypatch.setattr(training.Trainer, "train_step", original)
+    assert main(["train", "--out", str(tmp_path), "--resume", "--quiet", "--no-plots"]) == 0
+    meta = read_checkpoint_meta(tmp_path / "last.npz")
+    assert meta["epoch"] == 3 and [row["epoch"] for row in meta["history"]] == [1, 2, 3]
+
+
+def test_training_options_take_their_defaults_from_the_config():
+    args = build_parser().parse_args(["train", "--out", "x"])
+    assert not {"lr", "epochs", "steps_per_epoch", "loss"} & set(vars(args))  # absent: TrainConfig decides
+    defaults = TrainConfig()
+    for action in build_parser()._subparsers._group_actions[0].choices["train"]._actions:
+        if action.dest in TrainConfig.__dataclass_fields__:
+            assert f"(default: {getattr(defaults, action.dest)})" in action.help
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "--data", "omniglot", "--data-dir", "/nonexistent", "--out", "x"], "does not exist"),
-    (["train", "--out", "x", "--lr", "-1"], "lr must be positive"),
+    (["train", "--data", "omniglot", "--data-dir", "/nonexistent", "--out", "x"], "is not a folder"),
+    (["train", "--out", "x", "--lr", "-1"], "--lr must be a finite number > 0, got -1.0"),
+    (["train", "--out", "x", "--lr", "nan"], "--lr must be a finite number > 0, got nan"),
+    (["train", "--out", "x", "--seed", "-3"], "--seed must be an integer >= 0, got -3"),
+    (["train", "--out", "x", "--batch", "1000000000"], "--batch must be at most 65536"),
+    (["train", "--out", "x", "--batch", "1e9"], "argument --batch: invalid int value: '1e9'"),
+    (["train", "--out", "x", "--epochs", "1.5"], "argument --epochs: invalid int value: '1.5'"),
+    (["train", "--out", "x", "--val-way", "1"], "--val-way must be an integer >= 2, got 1"),
+    (["train", "--out", "x", "--val-way", "50"], "--val-way must be between 2 and 5"),
+    (["train", "--out", ""], "--out must name a folder"),
     (["eval", "--protocol", "lake"], "exactly one of --checkpoint or --baseline"),
     (["eval", "--checkpoint", "/nonexistent.npz"], "no such file"),
 ])
-def test_user_errors_print_one_line_and_exit_2(args, message, capsys):
-    assert main(args) == 2
+def test_user_errors_print_one_line_and_exit_2(args, message, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert exit_status(args) == 2
     err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+    assert not (tmp_path / "x").exists()  # nothing was started
+
+
+def exit_status(args):
+    """The command's exit status, whether main returns it or argparse exits with it."""
+    try:
+        return main(args)
+    except SystemExit as exit:
+        return exit.code
+
+
+def test_eval_nway_reports_what_the_library_computes(tmp_path):
+    from tinysiam.app.model import load_model
+    from tinysiam.data.splits import load_split
+    from tinysiam.evaluation.held_out import evaluate_held_out
+
+    assert main(["train", "--out", str(tmp_path / "run")] + QUICK) == 0
+    evaluation = tmp_path / "eval"
+    assert main(["eval", "--protocol", "nway", "--checkpoint", str(tmp_path / "run" / "best.npz"), "--way", "3",
+                 "--out", str(evaluation)]) == 0
+    result = json.loads((evaluation / "eval_nway.json").read_text())
+    model, config = load_model(tmp_path / "run" / "best.npz")
+    expected = evaluate_held_out(model, load_split("digits", (8, 8), config.seed)[2], 3, seed=0)
+    assert result == pytest.approx(expected) and (evaluation / "roc.png").is_file()
+    assert main(["eval", "--protocol", "nway", "--checkpoint", str(tmp_path / "run" / "best.npz"),
+                 "--out", str(evaluation)]) == 2  # results already there: not replaced without --overwrite
+
+
+def test_eval_refuses_a_way_beyond_the_test_classes(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path)] + QUICK) == 0
+    assert main(["eval", "--protocol", "nway", "--checkpoint", str(tmp_path / "best.npz"), "--way", "50"]) == 2
+    assert "--way must be between 2 and 5" in capsys.readouterr().err
 
 
 def test_eval_lake_with_the_mhd_baseline(data_root, tmp_path, capsys):
@@ -80,20 +177,45 @@ def test_eval_lake_with_the_mhd_baseline(data_root, tmp_path, capsys):
 
 
 def test_eval_lake_with_a_trained_checkpoint(data_root, tmp_path, capsys):
+    from tinysiam.app.model import load_model
+    from tinysiam.evaluation.oneshot import evaluate_lake_runs, load_lake_runs
+
     out = tmp_path / "run"
     assert main(["train", "--data", "omniglot", "--data-dir", str(data_root), "--preset", "mini", "--out", str(out),
                  "--epochs", "1", "--steps-per-epoch", "3", "--batch", "16", "--quiet", "--no-plots"]) == 0
-    assert main(["eval", "--protocol", "lake", "--checkpoint", str(out / "best.npz"), "--data-dir", str(data_root)]) == 0
-    accuracy = float(capsys.readouterr().out.split("20 runs: ")[1].split("%")[0])
-    assert 0 <= accuracy <= 100
+    assert main(["eval", "--protocol", "lake", "--checkpoint", str(out / "best.npz"), "--data-dir", str(data_root),
+                 "--out", str(tmp_path / "eval")]) == 0
+    reported = json.loads((tmp_path / "eval" / "eval_lake.json").read_text())
+    model, _ = load_model(out / "best.npz")
+    runs = load_lake_runs(data_root / "omniglot" / "all_runs.zip", size=(28, 28))
+    assert reported["per_run"] == evaluate_lake_runs(runs, model.similarity).per_run
+
+
+def test_eval_lake_refuses_a_checkpoint_with_nan_weights(data_root, tmp_path, capsys):
+    from tinysiam.serialization import read_npz, write_npz_atomic
+
+    assert main(["train", "--out", str(tmp_path)] + QUICK) == 0
+    arrays = read_npz(tmp_path / "best.npz")
+    arrays["model/tower.0.weight"] = np.full_like(arrays["model/tower.0.weight"], np.nan)
+    write_npz_atomic(tmp_path / "nan.npz", arrays)
+    assert main(["eval", "--checkpoint", str(tmp_path / "nan.npz"), "--data-dir", str(data_root)]) == 2
+    assert "tower.0.weight hold NaN or Inf" in capsys.readouterr().err
 
 
 def test_train_on_the_att_faces_reports_verification(data_root, tmp_path):
+    from tinysiam.app.model import load_model
+    from tinysiam.data.splits import load_split
+    from tinysiam.evaluation.held_out import evaluate_held_out
+
     out = tmp_path / "faces"
     assert main(["train", "--data", "faces", "--data-dir", str(data_root), "--preset", "faces", "--epochs", "1",
                  "--steps-per-epoch", "2", "--batch", "8", "--quiet", "--no-plots", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert results["test_classes"] == 10 and 0 <= results["test_verification_eer"] <= 1
+    model, config = load_model(out / "best.npz")
+    test = load_split("faces", (56, 46), config.seed, data_root)[2]
+    expected = evaluate_held_out(model, test, 5, seed=config.seed)
+    assert results["test_classes"] == 10
+    assert results["test_verification_eer"] == pytest.approx(expected["test_verification_eer"])
 
 
 def test_gradcheck_command_passes(capsys):

@@ -11,6 +11,8 @@ import contextlib
 import json
 import os
 import uuid
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +20,19 @@ import numpy as np
 from .engine.backend import to_numpy
 
 
+TEMPORARY_SUFFIX = ".tmp"
+
+
 @contextlib.contextmanager
-def _atomic_open(path, mode):
-    """Yield a temporary file next to ``path``; on success rename it over ``path``, on error delete it."""
+def atomic_open(path, mode):
+    """Yield a temporary file next to ``path``; on success rename it over ``path``, on error delete it.
+
+    ``mode`` is "x" (text) or "xb" (bytes). A process killed mid-write (SIGKILL)
+    leaves only its ``.NAME.XXXXXXXX.tmp`` file, which ``remove_orphan_temporaries`` deletes.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # unique: concurrent writers do not collide
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TEMPORARY_SUFFIX}")  # unique per writer
     try:
         with open(tmp, mode) as f:  # plain open: the file gets the usual permissions (umask)
             yield f
@@ -39,26 +48,37 @@ def write_npz_atomic(path, arrays):
     for name, a in arrays.items():
         if a.dtype.kind not in "biuf":  # anything else would need pickle to read back
             raise TypeError(f"cannot save entry {name!r} with dtype {a.dtype}: only numeric arrays are stored")
-    with _atomic_open(path, "xb") as f:
+    with atomic_open(path, "xb") as f:
         np.savez(f, **arrays)
 
 
 def write_text_atomic(path, text):
     """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
-    with _atomic_open(path, "x") as f:
+    with atomic_open(path, "x") as f:
         f.write(text)
 
 
+def remove_orphan_temporaries(folder):
+    """Delete the temporary files that writers killed mid-write left in ``folder``; returns their names.
+
+    Call it only while no other process writes there (a training run does, holding its folder's lock).
+    """
+    orphans = [p for p in Path(folder).glob(f".*.*{TEMPORARY_SUFFIX}") if p.is_file()]
+    for p in orphans:
+        p.unlink(missing_ok=True)
+    return sorted(p.name for p in orphans)
+
+
 def read_npz(path):
-    """name -> array of an ``.npz`` file, read without pickle."""
+    """name -> array of an ``.npz`` file, read without pickle; a damaged file is a ValueError naming it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     try:
         with np.load(path, allow_pickle=False) as f:
             return {name: f[name] for name in f.files}
-    except (ValueError, OSError) as e:
-        raise ValueError(f"{path} is not a readable tinysiam .npz file: {e}") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:  # truncated, bit-flipped, not a zip
+        raise ValueError(f"{path} is not a readable tinysiam .npz file (damaged or of another kind): {e}") from None
 
 
 def save(module_or_state, path):
@@ -90,7 +110,13 @@ def _read_checkpoint(path):
     arrays = read_npz(path)
     if "meta" not in arrays:
         raise ValueError(f"{path} is not a tinysiam checkpoint (no 'meta' entry)")
-    return arrays, json.loads(arrays["meta"].tobytes().decode())
+    try:
+        meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: the checkpoint's metadata is damaged ({e})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: the checkpoint's metadata is not a JSON object")
+    return arrays, meta
 
 
 def _entries(arrays, prefix):

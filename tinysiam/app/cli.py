@@ -1,7 +1,10 @@
 """The command line: ``tinysiam {demo,train,eval,gradcheck,bench}`` (also ``python -m tinysiam``).
 
-User errors (a missing file, a bad option value) print one line and exit with
-status 2; set TINYSIAM_DEBUG=1 to see the traceback.
+This file only parses options and calls the layers below: data splits come from
+``tinysiam.data.splits``, evaluation from ``tinysiam.evaluation``, training from
+``training.py``. A user error (a bad option value, a missing or unreadable file)
+prints one line and exits with status 2 (TINYSIAM_DEBUG=1 shows the traceback);
+any other exception is a bug and keeps its traceback.
 """
 import argparse
 import json
@@ -9,184 +12,145 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from ..data.splits import DATA_SETS, load_split
 from ..engine import backend
+from ..serialization import write_text_atomic
+from .config import LOSSES, OPTIMIZERS, ConfigError, TrainConfig, resume_config
+from .errors import UserError, blame
 from .presets import PRESETS
 
-DATA_SETS = ("digits", "omniglot", "faces", "mnist")
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ImportError, RuntimeError, KeyError, TypeError)
+# the training options: one per TrainConfig field (its default is the config's), with its help
+TRAINING_OPTIONS = {
+    "data": dict(choices=DATA_SETS, help="the data set"),
+    "preset": dict(choices=sorted(PRESETS), help="the tower architecture (tinysiam/app/presets.py)"),
+    "loss": dict(choices=LOSSES, help="the training objective"),
+    "optimizer": dict(choices=OPTIMIZERS),
+    "lr": dict(type=float, help="learning rate"),
+    "momentum": dict(type=float, help="SGD momentum"),
+    "weight_decay": dict(type=float, help="L2 weight decay"),
+    "epochs": dict(type=int),
+    "steps_per_epoch": dict(type=int),
+    "batch": dict(type=int, help="pairs per step (images per step for the triplet loss)"),
+    "margin": dict(type=float, help="margin of the contrastive and triplet losses"),
+    "augment": dict(action="store_true", help="Koch et al.'s affine distortions"),
+    "device": dict(choices=backend.DEVICES),
+    "seed": dict(type=int),
+    "val_way": dict(type=int, help="N of the N-way one-shot validation"),
+    "val_episodes": dict(type=int, help="validation episodes per epoch"),
+}
+# what `tinysiam demo` trains unless told otherwise
+DEMO_SETTINGS = dict(data="digits", preset="digits", loss="triplet", epochs=6, steps_per_epoch=60, val_way=5)
 
 
-class UserError(Exception):
-    """A problem with the command's input, reported without a traceback."""
-
-
-# ----- data ------------------------------------------------------------------------------------
-def data_root(args):
-    root = args.data_dir or os.environ.get("TINYSIAM_DATA")
-    if root is None:
-        raise UserError(f"--data-dir is needed for --data {args.data} (or set TINYSIAM_DATA)")
-    root = Path(root)
-    if not root.exists():
-        raise UserError(f"--data-dir {root} does not exist")
-    return root
-
-
-def _find(root, patterns, what):
-    """Files matching the first pattern that matches anything, in root or its data-set folders."""
-    for pattern in patterns:
-        for folder in (root, root / "omniglot", root / "att_faces", root / "mnist"):
-            found = sorted(folder.glob(pattern))
-            if found:
-                return found
-    raise UserError(f"no {what} ({' or '.join(patterns)}) in {root} or its omniglot/, att_faces/, mnist/ folders")
-
-
-def load_split(args, size):
-    """(train, val, test) LabelledImages for ``--data``: test classes are never trained on."""
-    from .. import data
-
-    seed = args.seed
-    if args.data == "digits":
-        everything = data.load_digits()
-        train, test = everything.select_classes(np.arange(5)), everything.select_classes(np.arange(5, 10))
-        train, val = train.split_items(0.8, seed)  # 10 classes only: validate on unseen images of seen classes
-        return _resize(train, size), _resize(val, size), _resize(test, size)
-    root = data_root(args)
-    if args.data == "omniglot":
-        archives = _find(root, ["images_background.zip", "images_background_small*.zip"], "Omniglot background archive")
-        train, val = data.load_omniglot(archives, size=size).split_classes(0.85, seed)
-        return train, val, None  # Omniglot's test is Lake's runs: tinysiam eval --protocol lake
-    if args.data == "faces":
-        faces = data.load_att_faces(_find(root, ["att_faces.zip", "att_faces"], "AT&T faces")[0], size=size)
-        train, test = faces.split_classes(30, seed)
-        train, val = train.split_classes(25, seed)
-        return train, val, test
-    mnist_dir = _find(root, ["train-images-idx3-ubyte*"], "MNIST idx files")[0].parent
-    mnist = data.load_mnist(mnist_dir, "train", size=size)
-    train, val = mnist.select_classes(np.arange(5)).split_items(0.9, seed)
-    return train, val, data.load_mnist(mnist_dir, "test", size=size).select_classes(np.arange(5, 10))
-
-
-def _resize(part, size):
-    if part.images.shape[2:] == tuple(size):
-        return part
-    from PIL import Image
-
-    resized = np.stack([np.asarray(Image.fromarray(im[0]).resize((size[1], size[0]), Image.Resampling.BILINEAR))
-                        for im in part.images])
-    return type(part)(resized[:, None].astype(np.float32), part.labels, part.class_names, part.groups)
-
-
-# ----- commands -----------------------------------------------------------------------------------
-def cmd_train(args):
+# ----- training ------------------------------------------------------------------------------------
+def train_run(given, out, mode, data_dir=None, progress=True, plots=True):
+    """Train (or resume) a run into ``out`` from the explicitly ``given`` settings; returns its results dict."""
     from ..data import affine_augment
-    from .training import Trainer, TrainConfig
+    from ..evaluation.held_out import check_way, evaluate_held_out, raw_pixel_accuracy
+    from .model import load_model
+    from .runs import RunFolder
+    from .training import Trainer
 
-    config = TrainConfig(preset=args.preset, loss=args.loss, optimizer=args.optimizer, lr=args.lr,
-                         momentum=args.momentum, weight_decay=args.weight_decay, epochs=args.epochs,
-                         steps_per_epoch=args.steps_per_epoch, batch=args.batch, margin=args.margin,
-                         augment=args.augment, device=args.device, seed=args.seed, val_way=args.val_way,
-                         val_episodes=args.val_episodes)
-    out = Path(args.out)
-    if (out / "last.npz").exists() and not (args.resume or args.overwrite):
-        raise UserError(f"{out} already holds a checkpoint; pass --resume to continue it or --overwrite to start over")
-    train, val, test = load_split(args, PRESETS[args.preset].input_size)
-    trainer = Trainer(config, train, val, out, augment_fn=affine_augment if args.augment else None,
-                      progress=not args.quiet)
-    if args.resume:
-        trainer.resume()
-    print(f"training {args.preset} with the {args.loss} loss on {args.data}: {len(train)} images of "
-          f"{len(train.classes)} classes, validating on {len(val)} images of {len(val.classes)} classes")
-    trainer.fit()
-    summary = {"best_val_accuracy": trainer.best_accuracy, "checkpoint": str(out / "best.npz")}
-    if test is not None:
-        from .training import load_model
+    run = RunFolder(out)
+    run.check(mode)  # fails fast, before the data is loaded; checked again under the folder's lock
+    if mode == "resume":
+        with blame(f"--resume {run.path / 'last.npz'}"):
+            saved = TrainConfig.from_dict(run.read_meta()["config"])
+        config, changes = resume_config(saved, given)
+    else:
+        config, changes = TrainConfig(**given), {}
+    check_device(config.device)
+    with blame(f"--data {config.data}"):
+        train, val, test = load_split(config.data, PRESETS[config.preset].input_size, config.seed, data_dir)
+    with blame():
+        check_way(config.val_way, val, "--val-way")
+    with run.open(mode):
+        trainer = Trainer(config, train, val, run, augment_fn=affine_augment if config.augment else None,
+                          progress=progress)
+        if mode == "resume":
+            trainer.resume(changes)
+            for name, (old, new) in changes.items():
+                print(f"resuming with {name} = {new} (was {old})")
+        print(f"training {config.preset} with the {config.loss} loss on {config.data}: {len(train)} images of "
+              f"{len(train.classes)} classes, validating on {len(val)} images of {len(val.classes)} classes")
+        trainer.fit()
+        summary = {"best_val_accuracy": trainer.best_accuracy, "checkpoint": str(run.path / "best.npz")}
+        if test is not None:
+            model, _ = load_model(run.path / "best.npz", device=config.device)
+            way = min(config.val_way, len(test.classes))
+            summary.update(evaluate_held_out(model, test, way, seed=config.seed, plot_dir=run.path if plots else None))
+            summary[f"test_{way}way_1shot_raw_pixels"] = raw_pixel_accuracy(test, way, seed=config.seed).accuracy
+        if plots:
+            from ..evaluation import plots as figures
+            from .runs import read_history
 
-        model, _ = load_model(out / "best.npz", device=args.device)
-        summary.update(evaluate_held_out(model, test, args, plot_dir=None if args.no_plots else out))
-    if not args.no_plots:
-        from ..evaluation import plots
-        from .training import read_history
+            figures.plot_history(read_history(run.path), run.path / "loss.png")
+        write_json(run.path / "results.json", summary)
+    return summary
 
-        plots.plot_history(read_history(out), out / "loss.png")
-    _write_json(out / "results.json", summary)
+
+def cmd_train(args, given):
+    mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
+    summary = train_run(given, args.out, mode, args.data_dir, progress=not args.quiet, plots=not args.no_plots)
     print(json.dumps(summary, indent=1))
     return 0
 
 
-def evaluate_held_out(model, test, args, plot_dir=None):
-    """One-shot accuracy, verification ROC and retrieval on classes never trained on; plots into ``plot_dir``."""
-    from ..evaluation import metrics
-
-    way = min(args.val_way, len(test.classes))
-    if model.head is None:
-        embeddings = backend.to_numpy(model.embed(test.images))
-        one_shot = metrics.n_way_k_shot_accuracy(embeddings, test.labels, way, 1, n_episodes=500, seed=args.seed)
-    else:
-        embeddings = None
-        one_shot = metrics.n_way_k_shot_accuracy(test.images, test.labels, way, 1, n_episodes=200, seed=args.seed,
-                                                 score_fn=model.similarity)
-    from ..siamese.mining import PairSampler
-
-    left, right, same = PairSampler(test.labels, seed=args.seed).sample(2000)
-    scores = model.pair_scores(test.images[left], test.images[right])
-    fpr, tpr, _ = metrics.roc_curve(scores, same)
-    auc, (eer, _) = metrics.auc(fpr, tpr), metrics.equal_error_rate(scores, same)
-    result = {f"test_{way}way_1shot_accuracy": one_shot.accuracy, "test_1shot_ci95": one_shot.ci95,
-              "test_classes": len(test.classes), "test_verification_auc": auc, "test_verification_eer": eer}
-    if embeddings is not None:
-        result["test_precision_at_1"] = metrics.precision_at_1(embeddings, test.labels)
-    if plot_dir is not None:
-        from ..evaluation import plots
-
-        plots.plot_roc(fpr, tpr, plot_dir / "roc.png", auc=auc, eer=eer)
-        if embeddings is not None:
-            plots.plot_embeddings_2d(embeddings, test.labels, plot_dir / "embeddings.png", test.class_names)
-        support, query = metrics.sample_episodes(test.labels, way, 1, 1, 1, seed=args.seed)[0]
-        sims = model.similarity(test.images[query[:1, 0]], test.images[support[:, 0]])[0]
-        plots.plot_one_shot(test.images[query[0, 0]], test.images[support[:, 0]], int(np.argmax(sims)), 0,
-                            plot_dir / "one_shot.png")
-    return result
-
-
-def cmd_demo(args):
-    args.data, args.data_dir, args.resume, args.overwrite = "digits", None, False, True
-    args.preset, args.optimizer, args.momentum, args.weight_decay = "digits", "adam", 0.9, 0.0
-    args.batch, args.margin, args.augment, args.val_way, args.val_episodes = 64, 1.0, False, 5, 200
+def cmd_demo(args, given):
     print("tinysiam demo: a Siamese convnet on scikit-learn's 8x8 digits. Trains on digits 0-4, then "
           "recognises 5-9 from ONE example each (5-way one-shot, chance = 20%).")
-    code = cmd_train(args)
-    results = json.loads((Path(args.out) / "results.json").read_text())
-    from ..evaluation import metrics
-
-    _, _, test = load_split(args, PRESETS["digits"].input_size)
-    pixels = metrics.n_way_k_shot_accuracy(test.images.reshape(len(test), -1), test.labels, 5, 1, n_episodes=500,
-                                           seed=args.seed)
-    print(f"\nheld-out digits 5-9, 5-way one-shot accuracy: {results['test_5way_1shot_accuracy']:.1%} "
-          f"(+- {results['test_1shot_ci95']:.1%}; chance 20%, nearest neighbour on raw pixels {pixels.accuracy:.1%}); "
-          f"verification EER {results['test_verification_eer']:.1%}")
-    print(f"plots and checkpoints in {args.out}/")
-    return code
+    out = Path(args.out) if args.out else fresh_folder(Path("runs") / "demo")
+    results = train_run({**DEMO_SETTINGS, **given}, out, "overwrite" if args.overwrite else "new",
+                        progress=not args.quiet, plots=not args.no_plots)
+    way = DEMO_SETTINGS["val_way"]
+    print(f"\nheld-out digits 5-9, {way}-way one-shot accuracy: {results[f'test_{way}way_1shot_accuracy']:.1%} "
+          f"(+- {results['test_1shot_ci95']:.1%}; chance {1 / way:.0%}, nearest neighbour on raw pixels "
+          f"{results[f'test_{way}way_1shot_raw_pixels']:.1%}); verification EER {results['test_verification_eer']:.1%}")
+    print(f"plots and checkpoints in {out}/")
+    return 0
 
 
-def cmd_eval(args):
+def fresh_folder(base):
+    """``base`` if it holds no run yet, else the first of ``base-2``, ``base-3``, ... that does not exist."""
+    from .runs import RunFolder
+
+    candidate, n = base, 1
+    while candidate.exists() and RunFolder(candidate).existing_files():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+# ----- evaluation -----------------------------------------------------------------------------------
+def cmd_eval(args, given):
+    from ..evaluation.held_out import check_way, evaluate_held_out
     from ..evaluation.oneshot import evaluate_lake_runs, load_lake_runs, mhd_scores, pixel_scores
+    from .model import load_model
 
     if (args.checkpoint is None) == (args.baseline is None):
         raise UserError("give exactly one of --checkpoint or --baseline")
-    model = None
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        result_files = [f"eval_{args.protocol}.json"] + ([] if args.protocol == "lake" else
+                                                         ["roc.png", "embeddings.png", "one_shot.png"])
+        taken = [name for name in result_files if (out / name).exists()]
+        if taken and not args.overwrite:
+            raise UserError(f"--out {out} already holds {', '.join(taken)}; pass --overwrite to replace them")
+    model = config = None
     if args.checkpoint:
-        from .training import load_model
-
-        model, config = load_model(args.checkpoint, device=args.device)
+        check_device(args.device)
+        with blame(f"--checkpoint {args.checkpoint}"):
+            model, config = load_model(args.checkpoint, device=args.device)
     if args.protocol == "lake":
-        runs_path = Path(args.runs) if args.runs else _find(data_root(args), ["all_runs.zip", "all_runs"], "Lake's runs")[0]
-        size = None if model is None else PRESETS[config.preset].input_size
-        runs = load_lake_runs(runs_path, size=size)
+        from ..data.splits import ARCHIVES, data_root, find_archives
+
+        with blame("--runs" if args.runs else f"--data-dir {args.data_dir or os.environ.get('TINYSIAM_DATA')}"):
+            runs_path = Path(args.runs) if args.runs else find_archives(data_root(args.data_dir), ARCHIVES["lake"],
+                                                                        "Lake's runs")[0]
+            runs = load_lake_runs(runs_path, size=None if model is None else PRESETS[config.preset].input_size)
         score_fn = model.similarity if model else {"mhd": mhd_scores, "pixels": pixel_scores}[args.baseline]
-        result = evaluate_lake_runs(runs, score_fn)
+        with blame(f"--checkpoint {args.checkpoint}"):
+            result = evaluate_lake_runs(runs, score_fn)
         for run, accuracy in zip(runs, result.per_run):
             print(f"{run.name}: {accuracy:.0%}")
         print(f"Lake's 20-way within-alphabet one-shot, {len(runs)} runs: {result}")
@@ -194,77 +158,32 @@ def cmd_eval(args):
     else:
         if model is None:
             raise UserError(f"--protocol {args.protocol} needs --checkpoint (baselines run on --protocol lake)")
-        args.data = args.data or "digits"
-        args.val_way = args.way
-        _, _, test = load_split(args, PRESETS[config.preset].input_size)
+        data = args.data or config.data
+        with blame(f"--data {data}"):
+            _, _, test = load_split(data, PRESETS[config.preset].input_size, config.seed, args.data_dir)
         if test is None:
-            raise UserError(f"--data {args.data} has no held-out test classes; use --protocol lake")
-        summary = evaluate_held_out(model, test, args, plot_dir=Path(args.out) if args.out else None)
+            raise UserError(f"--data {data} has no held-out test classes; use --protocol lake")
+        with blame():
+            check_way(args.way, test, "--way")
+        summary = evaluate_held_out(model, test, args.way, seed=args.seed, plot_dir=out)
         print(json.dumps(summary, indent=1))
-    if args.out:
-        _write_json(Path(args.out) / f"eval_{args.protocol}.json", summary)
+    if out is not None:
+        write_json(out / f"eval_{args.protocol}.json", summary)
     return 0
 
 
-def _write_json(path, value):
-    from ..serialization import write_text_atomic
-
-    write_text_atomic(path, json.dumps(value, indent=1))
-
-
-# ----- argument parsing --------------------------------------------------------------------------------
-def _training_options(p, epochs, steps, loss):
-    p.add_argument("--loss", choices=("contrastive", "contrastive-linear", "triplet", "koch"), default=loss)
-    p.add_argument("--epochs", type=int, default=epochs)
-    p.add_argument("--steps-per-epoch", type=int, default=steps)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--device", choices=backend.DEVICES, default="cpu")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--no-plots", action="store_true")
+def write_json(path, value):
+    try:
+        write_text_atomic(path, json.dumps(value, indent=1))
+    except OSError as error:
+        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(prog="tinysiam", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    demo = sub.add_parser("demo", help="train and evaluate on scikit-learn's digits (offline, a few seconds)")
-    _training_options(demo, epochs=6, steps=60, loss="triplet")
-    demo.add_argument("--out", default="runs/demo")
-
-    train = sub.add_parser("train", help="train a Siamese network")
-    train.add_argument("--data", choices=DATA_SETS, default="digits")
-    train.add_argument("--data-dir", help="folder with the data set's archives (default: $TINYSIAM_DATA)")
-    train.add_argument("--preset", choices=sorted(PRESETS), default="digits")
-    _training_options(train, epochs=10, steps=100, loss="contrastive")
-    train.add_argument("--optimizer", choices=("sgd", "adam"), default="adam")
-    train.add_argument("--momentum", type=float, default=0.9)
-    train.add_argument("--weight-decay", type=float, default=0.0)
-    train.add_argument("--batch", type=int, default=64, help="pairs per step (images per step for triplet)")
-    train.add_argument("--margin", type=float, default=1.0)
-    train.add_argument("--augment", action="store_true", help="Koch et al.'s affine distortions")
-    train.add_argument("--val-way", type=int, default=5)
-    train.add_argument("--val-episodes", type=int, default=200)
-    train.add_argument("--out", required=True, help="output folder for checkpoints, logs and plots")
-    train.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
-    train.add_argument("--overwrite", action="store_true", help="start over in an OUT that holds a checkpoint")
-
-    ev = sub.add_parser("eval", help="evaluate a checkpoint or a baseline")
-    ev.add_argument("--protocol", choices=("lake", "nway"), default="lake",
-                    help="lake: Lake's 20 Omniglot runs; nway: one-shot, ROC and retrieval on held-out classes")
-    ev.add_argument("--checkpoint")
-    ev.add_argument("--baseline", choices=("mhd", "pixels"))
-    ev.add_argument("--runs", help="all_runs.zip or its folder (default: found under --data-dir)")
-    ev.add_argument("--data", choices=DATA_SETS)
-    ev.add_argument("--data-dir")
-    ev.add_argument("--way", type=int, default=5)
-    ev.add_argument("--device", choices=backend.DEVICES, default="cpu")
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--out", help="folder for the JSON result and plots")
-
-    sub.add_parser("gradcheck", help="run the gradient-check catalogue", add_help=False)
-    sub.add_parser("bench", help="benchmarks against PyTorch and DeZero", add_help=False)
-    return parser
+def check_device(device):
+    try:
+        backend.check_device(device)
+    except RuntimeError as error:
+        raise UserError(f"--device {device}: {error}") from None
 
 
 def run_benchmarks(argv):
@@ -282,6 +201,65 @@ def run_benchmarks(argv):
     return module.main(argv)
 
 
+# ----- argument parsing ------------------------------------------------------------------------------
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line (the usage is one ``--help`` away)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_training_options(parser, only=None):
+    """The TrainConfig options; absent ones stay out of the namespace, so the config's defaults apply."""
+    defaults = TrainConfig().to_dict()
+    for name, spec in TRAINING_OPTIONS.items():
+        if only is None or name in only:
+            help_text = f"{spec.get('help', name.replace('_', ' '))} (default: {defaults[name]})"
+            parser.add_argument("--" + name.replace("_", "-"), dest=name, default=argparse.SUPPRESS,
+                                **{**spec, "help": help_text})
+
+
+def _add_run_options(parser):
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--overwrite", action="store_true", help="start over in an --out that holds a run")
+
+
+def build_parser():
+    parser = Parser(prog="tinysiam", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="train and evaluate on scikit-learn's digits (offline, a few seconds)")
+    _add_training_options(demo, only=("loss", "epochs", "steps_per_epoch", "lr", "device", "seed"))
+    demo.add_argument("--out", help="output folder (default: a new runs/demo[-N])")
+    _add_run_options(demo)
+
+    train = sub.add_parser("train", help="train a Siamese network")
+    _add_training_options(train)
+    train.add_argument("--data-dir", help="folder with the data set's archives (default: $TINYSIAM_DATA)")
+    train.add_argument("--out", required=True, help="output folder for checkpoints, logs and plots")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last.npz")
+    _add_run_options(train)
+
+    ev = sub.add_parser("eval", help="evaluate a checkpoint or a baseline")
+    ev.add_argument("--protocol", choices=("lake", "nway"), default="lake",
+                    help="lake: Lake's 20 Omniglot runs; nway: one-shot, ROC and retrieval on held-out classes")
+    ev.add_argument("--checkpoint")
+    ev.add_argument("--baseline", choices=("mhd", "pixels"))
+    ev.add_argument("--runs", help="all_runs.zip or its folder (default: found under --data-dir)")
+    ev.add_argument("--data", choices=DATA_SETS, help="(nway) the data set (default: the checkpoint's)")
+    ev.add_argument("--data-dir")
+    ev.add_argument("--way", type=int, default=5, help="(nway) N of the N-way one-shot test")
+    ev.add_argument("--device", choices=backend.DEVICES, default="cpu")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--out", help="folder for the JSON result and plots")
+    ev.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+
+    sub.add_parser("gradcheck", help="run the gradient-check catalogue", add_help=False)
+    sub.add_parser("bench", help="benchmarks against PyTorch and DeZero (from a source checkout)", add_help=False)
+    return parser
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "gradcheck":  # these parse their own options
@@ -291,17 +269,29 @@ def main(argv=None):
     if argv and argv[0] == "bench":
         return run_benchmarks(argv[1:])
     args = build_parser().parse_args(argv)
+    given = {name: value for name, value in vars(args).items() if name in TRAINING_OPTIONS}
     backend.reuse_freed_memory()  # training allocates the same large temporaries every step
     commands = {"demo": cmd_demo, "train": cmd_train, "eval": cmd_eval}
     try:
-        if getattr(args, "device", "cpu") == "gpu":
-            backend.check_device("gpu")
-        return commands[args.command](args)
-    except KeyboardInterrupt:
-        print("\ninterrupted: the last checkpoint was saved; continue with --resume", file=sys.stderr)
+        return commands[args.command](args, given)
+    except KeyboardInterrupt as interrupt:
+        from .training import TrainingInterrupted
+
+        saved = " (last.npz holds the last step; continue with --resume)" if isinstance(interrupt,
+                                                                                         TrainingInterrupted) else ""
+        print(f"\ninterrupted{saved}", file=sys.stderr)
         return 130
-    except (UserError, *USER_ERRORS) as e:
+    except (UserError, ConfigError, MemoryError) as error:
         if os.environ.get("TINYSIAM_DEBUG"):
             raise
-        print(f"tinysiam: error: {e}", file=sys.stderr)
+        print(f"tinysiam: error: {describe(error)}", file=sys.stderr)
         return 2
+
+
+def describe(error):
+    """One line for a user error; a setting is named as its option (``--steps-per-epoch``)."""
+    if isinstance(error, ConfigError):
+        return f"--{error.field.replace('_', '-')} {error.message}"
+    if isinstance(error, MemoryError):
+        return "out of memory: lower --batch (or use a smaller --preset)"
+    return str(error)

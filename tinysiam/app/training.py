@@ -1,122 +1,43 @@
-"""Training and scoring Siamese networks: the loop behind ``tinysiam train`` and ``demo``.
+"""The training loop behind ``tinysiam train`` and ``demo``: steps, validation, checkpoints, exact resume.
 
-A run lives in one output folder: ``last.npz`` (checkpoint after every
-epoch), ``best.npz`` (best validation accuracy), ``history.json`` and
-``history.csv`` (one row per epoch). Every file is written atomically, so a
-run that fails or is interrupted never leaves a half-written file or
-overwrites a good one with a bad one.
+A run lives in one folder (see ``runs.py``): ``last.npz`` after every epoch (and
+when stopped), ``best.npz`` at the best validation accuracy, ``history.json``/``.csv``.
+A checkpoint holds everything the next step depends on: the model, the optimizer,
+the random generator that draws batches and augmentations, the epoch and step, and
+the losses of an unfinished epoch. So a run stopped at any step (Ctrl-C, SIGTERM) or
+killed (it then restarts from its last checkpoint) and resumed ends with the same
+weights as a run never stopped, bit for bit on the CPU.
+
+Ctrl-C and SIGTERM never cut a step or a file write in half: they ask the loop to stop
+after the current step, which saves ``last.npz`` and raises ``TrainingInterrupted``.
+A second Ctrl-C interrupts at once (atomic writes still leave every file whole).
 """
-import csv
-import io
-import json
+import contextlib
 import math
+import signal
 import sys
+import threading
 import time
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 
 import numpy as np
 
-from .. import nn, optim
+from .. import optim
 from ..engine import backend
-from ..siamese.distances import l2_distance, pairwise_distances
-from ..siamese.losses import bce_with_logits, contrastive_linear_loss, contrastive_loss, triplet_loss
+from ..engine.tensor import Tensor
+from ..evaluation.held_out import check_way
 from ..evaluation.metrics import n_way_k_shot_accuracy
-from ..siamese.mining import PairSampler, batch_hard_triplets
-from .presets import get_preset
-from ..serialization import load_checkpoint, read_checkpoint_meta, save_checkpoint, write_text_atomic
-from ..siamese.networks import KochHead, TwinNetwork
-from ..engine.tensor import Tensor, no_grad
-
-LOSSES = ("contrastive", "contrastive-linear", "triplet", "koch")
-OPTIMIZERS = ("sgd", "adam")
+from ..serialization import load_checkpoint, save_checkpoint
+from .errors import UserError
+from .model import SiameseModel
+from .objectives import make_objective
 
 
-@dataclass
-class TrainConfig:
-    """Everything that defines a run; stored in every checkpoint."""
-
-    preset: str = "digits"
-    loss: str = "contrastive"
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    epochs: int = 10
-    steps_per_epoch: int = 50
-    batch: int = 64  # pairs per step; images per step for the triplet loss
-    margin: float = 1.0
-    augment: bool = False
-    device: str = "cpu"
-    seed: int = 0
-    val_way: int = 5
-    val_episodes: int = 200
-
-    def __post_init__(self):
-        get_preset(self.preset)
-        backend.check_device(self.device)
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        for name in ("lr", "margin"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("epochs", "steps_per_epoch", "batch", "val_way", "val_episodes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.loss == "triplet" and self.batch < 8:
-            raise ValueError(f"batch must be at least 8 for the triplet loss (classes x 4 images), got {self.batch}")
-
-    @classmethod
-    def from_dict(cls, values):
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on request after a step; ``last.npz`` holds that step."""
 
 
-class SiameseModel(nn.Module):
-    """A preset's tower, plus Koch's head when the loss is "koch"."""
-
-    def __init__(self, config, rng=None):
-        super().__init__()
-        preset = get_preset(config.preset)
-        self.tower = preset.build(rng)
-        self.head = KochHead(preset.embedding_size, rng=rng) if config.loss == "koch" else None
-        self.twin = TwinNetwork(self.tower, head=self.head)
-
-    def embed(self, images, batch_size=256):
-        """Embeddings of a NumPy array of images, in eval mode, without a graph."""
-        was_training = self.training
-        self.eval()
-        device = self.tower_device()
-        with no_grad():
-            chunks = [self.tower(Tensor(backend.to_device(images[i:i + batch_size], device))).data
-                      for i in range(0, len(images), batch_size)]
-        self.train(was_training)
-        return backend.xp_of(chunks[0]).concatenate(chunks)
-
-    def tower_device(self):
-        return next(iter(self.parameters())).device
-
-    def _score_embeddings(self, e1, e2):
-        """Scores of aligned rows, higher = more alike: -L2 distance, or Koch's logit."""
-        with no_grad():
-            if self.head is None:
-                return -backend.to_numpy(l2_distance(Tensor(e1), Tensor(e2)).data)
-            return backend.to_numpy(self.head(Tensor(e1), Tensor(e2)).data)
-
-    def pair_scores(self, left, right):
-        """Scores of image pairs (row i of ``left`` with row i of ``right``)."""
-        return self._score_embeddings(self.embed(left), self.embed(right))
-
-    def similarity(self, queries, supports):
-        """(n_query, n_support) scores of every query against every support image."""
-        q, s = self.embed(queries), self.embed(supports)
-        if self.head is None:
-            return -backend.to_numpy(pairwise_distances(q, s))
-        xp = backend.xp_of(q)
-        scores = self._score_embeddings(xp.repeat(q, len(s), axis=0), xp.tile(s, (len(q), 1)))
-        return scores.reshape(len(q), len(s))
+class NonFiniteLoss(UserError):
+    """The loss became NaN or Inf: the run is stopped before that step changes any weight."""
 
 
 def make_optimizer(config, model):
@@ -126,146 +47,130 @@ def make_optimizer(config, model):
     return optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
-def class_balanced_batch(labels, batch, rng, per_class=4):
-    """Indices of ``batch // per_class`` random classes x ``per_class`` images each (for batch-hard mining)."""
-    classes, counts = np.unique(labels, return_counts=True)
-    eligible = classes[counts >= per_class]
-    n_classes = min(batch // per_class, len(eligible))
-    if n_classes < 2:
-        raise ValueError(f"the triplet loss needs at least 2 classes with {per_class} images; found {len(eligible)}")
-    chosen = rng.choice(eligible, size=n_classes, replace=False)
-    return np.concatenate([rng.choice(np.flatnonzero(labels == c), size=per_class, replace=False) for c in chosen])
-
-
 class Trainer:
-    """Runs epochs of training on ``train`` (LabelledImages), validating on ``val``."""
+    """Trains on ``train`` and validates on ``val`` (LabelledImages) into ``run`` (an open RunFolder)."""
 
-    def __init__(self, config, train, val, out_dir, augment_fn=None, progress=True):
-        self.config, self.train_set, self.val_set = config, train, val
-        self.out_dir = Path(out_dir)
-        self.augment_fn = augment_fn
-        self.progress = progress
-        self.rng = np.random.default_rng(config.seed)
+    def __init__(self, config, train, val, run, augment_fn=None, progress=True):
+        check_way(config.val_way, val, "val_way")
+        self.config, self.train_set, self.val_set, self.run = config, train, val, run
+        self.augment_fn, self.progress = augment_fn, progress
+        self.rng = np.random.default_rng(config.seed)  # the one stream of batches and augmentations
         self.model = SiameseModel(config, rng=self.rng).to(config.device)
         self.optimizer = make_optimizer(config, self.model)
-        self.pairs = PairSampler(train.labels, seed=config.seed)
-        self.history, self.start_epoch, self.best_accuracy = [], 0, -math.inf
+        self.objective = make_objective(config, train.labels, self.rng)
+        self.history, self.changes, self.best_accuracy = [], [], -math.inf
+        self.epoch, self.step = 0, 0  # where the next step is: epoch (from 0) and step within it
+        self.epoch_losses, self.epoch_seconds = [], 0.0  # of the unfinished epoch
+        self.stop_requested = False
 
     # ----- checkpoints ---------------------------------------------------------------
     def save(self, name, **extra):
-        save_checkpoint(self.out_dir / name, self.model, self.optimizer, config=asdict(self.config),
-                        history=self.history, epoch=len(self.history), best_accuracy=self.best_accuracy, **extra)
+        save_checkpoint(self.run.path / name, self.model, self.optimizer, config=self.config.to_dict(),
+                        history=self.history, epoch=self.epoch, step=self.step, epoch_losses=self.epoch_losses,
+                        epoch_seconds=self.epoch_seconds, best_accuracy=self.best_accuracy, changes=self.changes,
+                        rng=self.rng.bit_generator.state, **extra)
 
-    def resume(self):
-        """Continue from ``last.npz`` in the output folder."""
-        path = self.out_dir / "last.npz"
-        if not path.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint at {path}")
-        meta = load_checkpoint(path, self.model, self.optimizer)
-        if TrainConfig.from_dict(meta["config"]).preset != self.config.preset:
-            raise ValueError(f"--resume: {path} was trained with preset {meta['config']['preset']!r}, "
-                             f"not {self.config.preset!r}")
-        self.history, self.start_epoch = meta["history"], meta["epoch"]
-        self.best_accuracy = meta["best_accuracy"]
+    def resume(self, changes=None):
+        """Continue from the run's ``last.npz``; ``changes`` {field: (old, new)} were applied to the config."""
+        meta = load_checkpoint(self.run.path / "last.npz", self.model, self.optimizer)
+        self.history, self.epoch, self.step = meta["history"], meta["epoch"], meta["step"]
+        self.epoch_losses, self.epoch_seconds = meta["epoch_losses"], meta["epoch_seconds"]
+        self.best_accuracy, self.changes = meta["best_accuracy"], meta["changes"]
+        self.rng.bit_generator.state = meta["rng"]
+        for name, (old, new) in (changes or {}).items():
+            self.changes.append({"epoch": self.epoch + 1, "step": self.step, "option": name, "from": old, "to": new})
+            if name == "lr":  # the optimizer restored the saved rate: scale every group to the new one
+                for group in self.optimizer.param_groups:
+                    group["lr"] *= new / old
+                    group["initial_lr"] *= new / old
+        self.run.write_history(self.history)  # repairs a history file left behind by a crash
 
     # ----- one step -------------------------------------------------------------------
-    def _images(self, index):
+    def batch(self, index):
+        """The training images at ``index`` as a Tensor on the run's device, augmented if asked."""
         images = self.train_set.images[index]
         if self.augment_fn is not None:
             images = self.augment_fn(images, self.rng)
         return Tensor(backend.to_device(images, self.config.device))
 
-    def loss(self):
-        """The loss of one freshly sampled batch (a Tensor with a graph)."""
-        c = self.config
-        if c.loss == "triplet":
-            index = class_balanced_batch(self.train_set.labels, c.batch, self.rng)
-            embeddings = self.model.tower(self._images(index))
-            anchor, positive, negative = batch_hard_triplets(embeddings.data, self.train_set.labels[index])
-            return triplet_loss(embeddings[anchor], embeddings[positive], embeddings[negative], margin=c.margin)
-        left, right, same = self.pairs.sample(c.batch)
-        same = Tensor(backend.to_device(same.astype(np.float32), c.device))
-        out = self.model.twin(self._images(left), self._images(right))
-        if c.loss == "koch":
-            return bce_with_logits(out, same)
-        distance = l2_distance(*out)
-        fn = contrastive_loss if c.loss == "contrastive" else contrastive_linear_loss
-        return fn(distance, same, margin=c.margin)
+    def train_step(self):
+        """One optimizer step on a fresh batch; returns the loss value (checked finite before any weight moves)."""
+        loss = self.objective.loss(self.model, self.batch)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NonFiniteLoss(
+                f"the loss became {value} at epoch {self.epoch + 1}, step {self.step + 1}: training stopped with the "
+                f"weights of the step before; {self.run.path / 'last.npz'} holds the last saved state. Lower --lr, "
+                "or run with --detect-anomaly to find the operation that produced it")
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return value
 
     def validate(self):
-        c = self.config
-        embeddings = backend.to_numpy(self.model.embed(self.val_set.images))
-        if self.model.head is None:
-            result = n_way_k_shot_accuracy(embeddings, self.val_set.labels, n_way=c.val_way, k_shot=1,
-                                           n_episodes=c.val_episodes, seed=c.seed)
-        else:
-            result = n_way_k_shot_accuracy(self.val_set.images, self.val_set.labels, n_way=c.val_way, k_shot=1,
-                                           n_episodes=c.val_episodes, seed=c.seed, score_fn=self.model.similarity)
-        return result.accuracy
+        """``val_way``-way one-shot accuracy on the validation classes (seeded episodes: the same every epoch)."""
+        c, model = self.config, self.model
+        embeddings = backend.to_numpy(model.embed(self.val_set.images))
+        score_fn = None if model.head is None else model.embedding_similarity  # None: nearest prototype by L2
+        return n_way_k_shot_accuracy(embeddings, self.val_set.labels, n_way=c.val_way, k_shot=1,
+                                     n_episodes=c.val_episodes, seed=c.seed, score_fn=score_fn).accuracy
 
     # ----- the loop ---------------------------------------------------------------------
     def fit(self):
-        """Train the remaining epochs; Ctrl-C saves ``last.npz`` and re-raises."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        """Train until ``config.epochs``; returns the history (one row per epoch)."""
         self.model.train()
-        try:
-            for epoch in range(self.start_epoch, self.config.epochs):
-                self._run_epoch(epoch)
-        except KeyboardInterrupt:
-            self.save("last.npz", interrupted=True)
-            raise
+        with self._stop_on_signals():
+            while self.epoch < self.config.epochs:
+                self._run_epoch()
         return self.history
 
-    def _run_epoch(self, epoch):
+    def _run_epoch(self):
         from tqdm.auto import tqdm
 
         c = self.config
-        start, losses = time.perf_counter(), []
         # a bar only on a terminal; logs (CI, files) get the one summary line per epoch
-        bar = tqdm(range(c.steps_per_epoch), desc=f"epoch {epoch + 1}/{c.epochs}", unit="step", leave=False,
-                   disable=not (self.progress and sys.stderr.isatty()), mininterval=0.5)
-        for _ in bar:
-            loss = self.loss()
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
-            losses.append(loss.item())
-            if not math.isfinite(losses[-1]):
-                raise FloatingPointError(f"the loss became {losses[-1]} at epoch {epoch + 1}; lower --lr")
-            elapsed = time.perf_counter() - start
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", pairs_per_s=f"{c.batch * len(losses) / elapsed:.0f}")
-        seconds = time.perf_counter() - start
+        bar = tqdm(total=c.steps_per_epoch, initial=self.step, desc=f"epoch {self.epoch + 1}/{c.epochs}",
+                   unit="step", leave=False, disable=not (self.progress and sys.stderr.isatty()), mininterval=0.5)
+        start = time.perf_counter() - self.epoch_seconds
+        with bar:
+            while self.step < c.steps_per_epoch:
+                self.epoch_losses.append(self.train_step())
+                self.step += 1
+                self.epoch_seconds = time.perf_counter() - start
+                bar.update()
+                bar.set_postfix(loss=f"{np.mean(self.epoch_losses[-20:]):.4f}")
+                if self.stop_requested:
+                    self.save("last.npz", interrupted=True)
+                    raise TrainingInterrupted
         accuracy = self.validate()
-        self.history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
-                             f"val_{c.val_way}way_accuracy": accuracy, "seconds": round(seconds, 3)})
+        row = {"epoch": self.epoch + 1, "train_loss": float(np.mean(self.epoch_losses)),
+               f"val_{c.val_way}way_accuracy": accuracy, "seconds": round(self.epoch_seconds, 3)}
+        self.history.append(row)
+        self.epoch, self.step, self.epoch_losses, self.epoch_seconds = self.epoch + 1, 0, [], 0.0
         if accuracy > self.best_accuracy:
             self.best_accuracy = accuracy
             self.save("best.npz")
         self.save("last.npz")
-        write_history(self.out_dir, self.history)
+        self.run.write_history(self.history)
         if self.progress:
-            print(f"epoch {epoch + 1}/{c.epochs}: loss {self.history[-1]['train_loss']:.4f}, "
-                  f"val {c.val_way}-way one-shot {accuracy:.1%} ({seconds:.1f} s)")
+            print(f"epoch {row['epoch']}/{c.epochs}: loss {row['train_loss']:.4f}, "
+                  f"val {c.val_way}-way one-shot {accuracy:.1%} ({row['seconds']:.1f} s)", flush=True)
 
+    @contextlib.contextmanager
+    def _stop_on_signals(self):
+        """Turn Ctrl-C and SIGTERM into a request to stop after the current step (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
 
-def write_history(out_dir, history):
-    """history.json and history.csv, one row per epoch."""
-    write_text_atomic(Path(out_dir) / "history.json", json.dumps(history, indent=1))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
-    writer.writeheader()
-    writer.writerows(history)
-    write_text_atomic(Path(out_dir) / "history.csv", buffer.getvalue())
+        def request_stop(signum, frame):
+            self.stop_requested = True
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts at once
 
+        previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
-def read_history(out_dir):
-    return json.loads((Path(out_dir) / "history.json").read_text())
-
-
-def load_model(path, device="cpu"):
-    """Rebuild a trained model from a checkpoint; returns (model, config)."""
-    config = TrainConfig.from_dict(read_checkpoint_meta(path)["config"])
-    config.device = device
-    model = SiameseModel(config)
-    load_checkpoint(path, model)
-    return model.to(device), config

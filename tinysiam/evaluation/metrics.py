@@ -12,6 +12,14 @@ from ..engine.backend import to_numpy
 from ..siamese.distances import pairwise_distances
 
 
+def check_finite_scores(values, what):
+    """Refuse NaN or Inf: a model with diverged weights must not be reported as a (chance-level) accuracy."""
+    values = to_numpy(values)
+    if not np.isfinite(values).all():
+        bad = int(np.size(values) - np.isfinite(values).sum())
+        raise ValueError(f"{what} hold {bad} non-finite values (NaN or Inf): the model's weights may have diverged")
+
+
 def _scores_and_labels(scores, same):
     scores, same = to_numpy(scores).astype(np.float64).ravel(), to_numpy(same).ravel()
     if scores.shape != same.shape:
@@ -20,8 +28,7 @@ def _scores_and_labels(scores, same):
         raise ValueError(f"same must hold only 0 and 1, got values {np.unique(same)[:5].tolist()}")
     if same.all() or not same.any():
         raise ValueError("the ROC needs both same (1) and different (0) pairs; got only one kind")
-    if np.isnan(scores).any():
-        raise ValueError("scores contain NaN")
+    check_finite_scores(scores, "the scores")
     return scores, same.astype(bool)
 
 
@@ -150,13 +157,16 @@ def n_way_k_shot_accuracy(data, labels, n_way, k_shot=1, n_query=1, n_episodes=2
     data = to_numpy(data)
     if len(data) != len(to_numpy(labels).ravel()):
         raise ValueError(f"data has {len(data)} items but labels has {len(to_numpy(labels).ravel())}")
+    if score_fn is None:
+        check_finite_scores(data, "the embeddings")
     accuracies = []
     for support, query in sample_episodes(labels, n_way, k_shot, n_query, n_episodes, seed):
         if score_fn is None:
             prototypes = data[support].mean(axis=1)
             scores = -pairwise_distances(data[query.ravel()], prototypes, metric)
         else:
-            scores = np.asarray(score_fn(data[query.ravel()], data[support.ravel()]))
+            scores = to_numpy(score_fn(data[query.ravel()], data[support.ravel()]))
+            check_finite_scores(scores, "the scores of score_fn")
             scores = scores.reshape(len(query.ravel()), n_way, k_shot).mean(axis=2)
         truth = np.repeat(np.arange(n_way), n_query)
         accuracies.append(np.mean(np.argmax(scores, axis=1) == truth))

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine.backend import to_numpy
 from ..data.datasets import decode_images, iter_members
+from ..engine.backend import to_numpy
+from .metrics import check_finite_scores
 
 _KEY = re.compile(r"(?:^|/)(run\d+)/class_labels\.txt$")
 
@@ -88,6 +89,7 @@ def evaluate_lake_runs(runs, score_fn):
         expected = (len(run.queries), len(run.supports))
         if scores.shape != expected:
             raise ValueError(f"score_fn returned shape {scores.shape} for {run.name}, expected {expected}")
+        check_finite_scores(scores, f"the scores of {run.name}")
         per_run.append(float(np.mean(np.argmax(scores, axis=1) == run.answers)))
     return LakeResult(per_run)
 

@@ -3,12 +3,10 @@
 Files are written to a temporary name and renamed, so a failed plot never
 leaves a half-written image behind.
 """
-import os
-from pathlib import Path
-
 import numpy as np
 
 from ..engine.backend import to_numpy
+from ..serialization import atomic_open
 
 
 def _pyplot():
@@ -23,16 +21,11 @@ def _pyplot():
 
 
 def _save(fig, path):
-    plt = _pyplot()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_open(path, "xb") as f:
+            fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
     finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
+        _pyplot().close(fig)
     return path
 
 

@@ -1,0 +1,109 @@
+"""What defines a training run: ``TrainConfig``, the one place where its settings and their defaults live.
+
+The command line's options are these fields (``--steps-per-epoch`` is ``steps_per_epoch``);
+an option the user does not give takes the default written here. A checkpoint stores its
+config, so a run can be resumed and a model rebuilt from the file alone.
+"""
+import math
+import numbers
+from dataclasses import asdict, dataclass, fields, replace
+
+from ..data.splits import DATA_SETS
+from ..engine.backend import DEVICES
+from .presets import PRESETS
+
+LOSSES = ("contrastive", "contrastive-linear", "triplet", "koch")
+OPTIMIZERS = ("sgd", "adam")
+MAX_BATCH = 65536  # a larger batch is a typo, not a run (it would exhaust memory before the first step)
+# settings a resumed run may change (applied from the next step and recorded in the checkpoint);
+# every other one defines the run: changing it would make the resumed run a different one
+CHANGEABLE_ON_RESUME = ("lr", "epochs", "device")
+
+
+class ConfigError(ValueError):
+    """A setting with a bad value; ``field`` names it (the command line shows it as ``--field-name``)."""
+
+    def __init__(self, field, message):
+        super().__init__(f"{field} {message}")
+        self.field, self.message = field, message
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; stored in every checkpoint."""
+
+    data: str = "digits"
+    preset: str = "digits"
+    loss: str = "contrastive"
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    epochs: int = 10
+    steps_per_epoch: int = 100
+    batch: int = 64  # pairs per step; images per step for the triplet loss
+    margin: float = 1.0
+    augment: bool = False
+    device: str = "cpu"
+    seed: int = 0
+    val_way: int = 5
+    val_episodes: int = 200
+
+    def __post_init__(self):
+        for name, allowed in (("data", DATA_SETS), ("preset", tuple(PRESETS)), ("loss", LOSSES),
+                              ("optimizer", OPTIMIZERS), ("device", DEVICES)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(name, f"must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+        _number(self, "lr", low=0, low_included=False)
+        _number(self, "margin", low=0, low_included=False)
+        _number(self, "weight_decay", low=0)
+        _number(self, "momentum", low=0, high=1)
+        for name, low in (("epochs", 1), ("steps_per_epoch", 1), ("batch", 1), ("val_way", 2), ("val_episodes", 1),
+                          ("seed", 0)):
+            _integer(self, name, low)
+        if self.batch > MAX_BATCH:
+            raise ConfigError("batch", f"must be at most {MAX_BATCH}, got {self.batch}")
+        if self.loss == "triplet" and self.batch < 8:
+            raise ConfigError("batch", f"must be at least 8 for the triplet loss (2 classes x 4 images), got {self.batch}")
+        if not isinstance(self.augment, bool):
+            raise ConfigError("augment", f"must be True or False, got {self.augment!r}")
+
+    @classmethod
+    def from_dict(cls, values):
+        """A config from a checkpoint's stored dict; unknown keys (from other versions) are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def _number(config, name, low, high=None, low_included=True):
+    value = getattr(config, name)
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value >= low if low_included else value > low) and (high is None or value < high)
+    if not ok:
+        bound = f"{'>=' if low_included else '>'} {low}" + (f" and < {high}" if high is not None else "")
+        raise ConfigError(name, f"must be a finite number {bound}, got {value!r}")
+
+
+def _integer(config, name, low):
+    value = getattr(config, name)
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+        raise ConfigError(name, f"must be an integer >= {low}, got {value!r}")
+
+
+def resume_config(saved, given):
+    """The config of a resumed run: ``saved`` (from the checkpoint) with the user's explicit ``given`` settings.
+
+    Settings in CHANGEABLE_ON_RESUME are applied; any other that differs from the
+    saved run is refused. Returns (config, changes) with changes {field: (old, new)}.
+    """
+    changes = {name: (getattr(saved, name), value) for name, value in given.items() if getattr(saved, name) != value}
+    fixed = {name: change for name, change in changes.items() if name not in CHANGEABLE_ON_RESUME}
+    if fixed:
+        described = "; ".join(f"{name} was {old!r}, now {new!r}" for name, (old, new) in fixed.items())
+        raise ConfigError(next(iter(fixed)), f"cannot change when resuming ({described}): start a new run "
+                          f"in another --out, or --overwrite this one. Only {', '.join(CHANGEABLE_ON_RESUME)} "
+                          "may change on --resume")
+    return replace(saved, **{name: new for name, (_, new) in changes.items()}), changes

@@ -1,0 +1,79 @@
+"""The model a training run builds from its config, and loading it back from a checkpoint."""
+import numpy as np
+
+from .. import nn
+from ..engine import backend
+from ..engine.tensor import Tensor, no_grad
+from ..serialization import load_checkpoint, read_checkpoint_meta
+from ..siamese.distances import l2_distance, pairwise_distances
+from ..siamese.networks import KochHead, TwinNetwork
+from .config import TrainConfig
+from .presets import get_preset
+
+
+class SiameseModel(nn.Module):
+    """A preset's tower, plus Koch's head when the loss is "koch"."""
+
+    def __init__(self, config, rng=None):
+        super().__init__()
+        preset = get_preset(config.preset)
+        self.tower = preset.build(rng)
+        self.head = KochHead(preset.embedding_size, rng=rng) if config.loss == "koch" else None
+        self.twin = TwinNetwork(self.tower, head=self.head)
+
+    def embed(self, images, batch_size=256):
+        """Embeddings of a NumPy array of images, in eval mode, without a graph."""
+        was_training = self.training
+        self.eval()
+        device = self.tower_device()
+        with no_grad():
+            chunks = [self.tower(Tensor(backend.to_device(images[i:i + batch_size], device))).data
+                      for i in range(0, len(images), batch_size)]
+        self.train(was_training)
+        return backend.xp_of(chunks[0]).concatenate(chunks)
+
+    def tower_device(self):
+        return next(iter(self.parameters())).device
+
+    def score_embeddings(self, e1, e2):
+        """Scores of aligned rows of two embedding arrays, higher = more alike: -L2 distance, or Koch's logit."""
+        device = self.tower_device()
+        e1, e2 = Tensor(backend.to_device(e1, device)), Tensor(backend.to_device(e2, device))
+        with no_grad():
+            scores = l2_distance(e1, e2) * -1.0 if self.head is None else self.head(e1, e2)
+        return backend.to_numpy(scores.data)
+
+    def pair_scores(self, left, right):
+        """Scores of image pairs (row i of ``left`` with row i of ``right``)."""
+        return self.score_embeddings(self.embed(left), self.embed(right))
+
+    def embedding_similarity(self, queries, supports):
+        """(n_query, n_support) scores of every query embedding against every support embedding."""
+        if self.head is None:
+            return -backend.to_numpy(pairwise_distances(queries, supports))
+        xp = backend.xp_of(queries)
+        scores = self.score_embeddings(xp.repeat(queries, len(supports), axis=0), xp.tile(supports, (len(queries), 1)))
+        return scores.reshape(len(queries), len(supports))
+
+    def similarity(self, queries, supports):
+        """(n_query, n_support) scores of every query image against every support image."""
+        return self.embedding_similarity(self.embed(queries), self.embed(supports))
+
+
+def load_model(path, device="cpu"):
+    """Rebuild a trained model from a checkpoint on ``device``; returns (model, config).
+
+    The checkpoint may come from any device. Weights that are NaN or Inf are refused:
+    scores from them would be meaningless.
+    """
+    meta = read_checkpoint_meta(path)
+    if not isinstance(meta.get("config"), dict):
+        raise ValueError(f"{path} is not a training checkpoint: its metadata has no 'config' "
+                         "(models saved with tinysiam.save hold weights only)")
+    config = TrainConfig.from_dict({**meta["config"], "device": device})
+    model = SiameseModel(config)
+    load_checkpoint(path, model)
+    for name, p in model.named_parameters():
+        if not np.isfinite(p.data).all():
+            raise ValueError(f"{path}: the weights {name} hold NaN or Inf (the run diverged); use an earlier checkpoint")
+    return model.to(device), config

@@ -1,0 +1,66 @@
+"""What one training step optimises, for each ``--loss``: which examples it draws and how it scores them.
+
+Every objective draws with the trainer's one random generator, so a checkpoint that
+saves that generator's state resumes the exact stream of batches.
+"""
+import numpy as np
+
+from ..engine import backend
+from ..engine.tensor import Tensor
+from ..siamese.distances import l2_distance
+from ..siamese.losses import bce_with_logits, contrastive_linear_loss, contrastive_loss, triplet_loss
+from ..siamese.mining import PairSampler, batch_hard_triplets
+
+
+class PairObjective:
+    """Balanced pairs (half of one class, Chopra 2005): a distance loss on the two embeddings, or Koch's BCE."""
+
+    def __init__(self, config, labels, rng):
+        self.config, self.labels = config, labels
+        self.pairs = PairSampler(labels, seed=rng)  # default_rng(generator) is that generator: one shared stream
+
+    def loss(self, model, batch):
+        """The loss of one fresh batch; ``batch(index)`` gives those training images as a Tensor."""
+        c = self.config
+        left, right, same = self.pairs.sample(c.batch)
+        same = Tensor(backend.to_device(same.astype(np.float32), c.device))
+        out = model.twin(batch(left), batch(right))
+        if c.loss == "koch":
+            return bce_with_logits(out, same)
+        loss_fn = contrastive_loss if c.loss == "contrastive" else contrastive_linear_loss
+        return loss_fn(l2_distance(*out), same, margin=c.margin)
+
+
+class BatchHardTripletObjective:
+    """Hermans et al. 2017: P classes x K images per batch; each anchor's hardest positive and negative."""
+
+    per_class = 4
+
+    def __init__(self, config, labels, rng):
+        self.config, self.labels, self.rng = config, labels, rng
+        classes, counts = np.unique(labels, return_counts=True)
+        self.eligible = classes[counts >= self.per_class]
+        if len(self.eligible) < 2:
+            raise ValueError(f"the triplet loss needs at least 2 classes with {self.per_class} images; "
+                             f"the training set has {len(self.eligible)}")
+
+    def loss(self, model, batch):
+        index = self.class_balanced_batch()
+        embeddings = model.tower(batch(index))
+        anchor, positive, negative = batch_hard_triplets(embeddings.data, self.labels[index])
+        return triplet_loss(embeddings[anchor], embeddings[positive], embeddings[negative], margin=self.config.margin)
+
+    def class_balanced_batch(self):
+        """Indices of ``batch // per_class`` random classes x ``per_class`` random images of each."""
+        n_classes = min(self.config.batch // self.per_class, len(self.eligible))
+        chosen = self.rng.choice(self.eligible, size=n_classes, replace=False)
+        return np.concatenate([self.rng.choice(np.flatnonzero(self.labels == c), size=self.per_class, replace=False)
+                               for c in chosen])
+
+
+OBJECTIVES = {"contrastive": PairObjective, "contrastive-linear": PairObjective, "koch": PairObjective,
+              "triplet": BatchHardTripletObjective}
+
+
+def make_objective(config, labels, rng):
+    return OBJECTIVES[config.loss](config, labels, rng)

@@ -1,0 +1,107 @@
+"""Where each data set is found, and how it is split into classes to train on, validate on and test on.
+
+The policy, one line per data set (test classes are never trained on):
+
+- ``digits``: digits 0-4 train (80% of their images) and validate (the other 20%), 5-9 test;
+- ``omniglot``: the background alphabets' characters, 85% train and 15% validate; the test is
+  Lake's 20 runs (``tinysiam eval --protocol lake``);
+- ``faces``: 30 subjects train (25) and validate (5), 10 test;
+- ``mnist``: digits 0-4 of the training file train (90%) and validate (10%), digits 5-9 of the test file test.
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .datasets import LabelledImages, pillow, resize
+
+DATA_SETS = ("digits", "omniglot", "faces", "mnist")
+# the archives (or the folders they unpack to) of each data set, tried in this order
+ARCHIVES = {
+    "omniglot": ["images_background", "images_background_small1", "images_background_small2"],
+    "lake": ["all_runs"],
+    "faces": ["att_faces"],
+}
+SUBFOLDERS = ("", "omniglot", "att_faces", "mnist")  # where in the data folder to look
+
+
+def data_root(data_dir=None):
+    """The data folder: ``data_dir``, else $TINYSIAM_DATA; FileNotFoundError naming --data-dir if it is absent."""
+    root = data_dir or os.environ.get("TINYSIAM_DATA")
+    if not root:
+        raise FileNotFoundError("--data-dir is needed for this data set (or set TINYSIAM_DATA)")
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data-dir {root} is not a folder")
+    return root
+
+
+def find_archives(root, names, what):
+    """Each of ``names`` found in ``root`` or its data-set subfolders, as ``name.zip`` or as the unpacked folder.
+
+    A zip is preferred over a folder of the same name (it is the file as published).
+    With ``images_background`` present, the two minimal sets are not added to it.
+    """
+    found = []
+    for name in names:
+        for candidate in (Path(root, sub, name + suffix) for suffix in (".zip", "") for sub in SUBFOLDERS):
+            if candidate.is_file() if candidate.suffix == ".zip" else _is_unpacked_archive(candidate, name):
+                found.append(candidate)
+                break
+        if found and name == "images_background":  # the full set holds the minimal ones
+            break
+    if not found:
+        wanted = " or ".join(f"{n}.zip (or its unpacked folder)" for n in names)
+        raise FileNotFoundError(f"no {what} in {root} or its {', '.join(s + '/' for s in SUBFOLDERS if s)} "
+                                f"folders: expected {wanted}")
+    return found
+
+
+def _is_unpacked_archive(path, name):
+    """A folder named like the archive; att_faces/ also holds att_faces.zip on some machines, so it must hold sN/."""
+    if not path.is_dir():
+        return False
+    return name != "att_faces" or any(path.glob("s[0-9]*"))
+
+
+def load_split(data, size, seed=0, data_dir=None):
+    """(train, val, test) LabelledImages of ``data`` (one of DATA_SETS) at ``size=(H, W)``; test may be None."""
+    from . import load_att_faces, load_digits, load_mnist, load_omniglot
+
+    if data not in DATA_SETS:
+        raise ValueError(f"--data must be one of {DATA_SETS}, got {data!r}")
+    if data == "digits":
+        everything = load_digits()
+        train, test = everything.select_classes(np.arange(5)), everything.select_classes(np.arange(5, 10))
+        train, val = train.split_items(0.8, seed)  # 10 classes only: validate on unseen images of seen classes
+        return resized(train, size), resized(val, size), resized(test, size)
+    root = data_root(data_dir)
+    if data == "omniglot":
+        archives = find_archives(root, ARCHIVES["omniglot"], "Omniglot background set")
+        train, val = load_omniglot(archives, size=size).split_classes(0.85, seed)
+        return train, val, None
+    if data == "faces":
+        faces = load_att_faces(find_archives(root, ARCHIVES["faces"], "AT&T faces")[0], size=size)
+        train, test = faces.split_classes(30, seed)
+        train, val = train.split_classes(25, seed)
+        return train, val, test
+    mnist_dir = _mnist_folder(root)
+    mnist = load_mnist(mnist_dir, "train", size=size)
+    train, val = mnist.select_classes(np.arange(5)).split_items(0.9, seed)
+    return train, val, load_mnist(mnist_dir, "test", size=size).select_classes(np.arange(5, 10))
+
+
+def _mnist_folder(root):
+    for sub in SUBFOLDERS:
+        if any(Path(root, sub).glob("train-images-idx3-ubyte*")):
+            return Path(root, sub)
+    raise FileNotFoundError(f"no MNIST idx files (train-images-idx3-ubyte[.gz]) in {root} or its mnist/ folder")
+
+
+def resized(part, size):
+    """``part`` with its images resized to ``size=(H, W)`` (Lanczos, as the readers do); itself if already that size."""
+    if part.images.shape[2:] == tuple(size):
+        return part
+    Image = pillow()
+    images = np.stack([np.asarray(resize(Image.fromarray(image[0]), size)) for image in part.images])
+    return LabelledImages(images[:, None].astype(np.float32), part.labels, part.class_names, part.groups)

@@ -1,0 +1,59 @@
+"""Evaluating a trained Siamese model on classes it never saw: one-shot accuracy, verification, retrieval, figures.
+
+``model`` is anything with the scoring methods of the application's SiameseModel:
+``embed(images)``, ``embedding_similarity(query_embeddings, support_embeddings)`` and
+``similarity(queries, supports)`` ((n_query, n_support) scores, higher = more alike),
+``score_embeddings(e1, e2)`` (scores of aligned rows), and ``head`` (None for an embedding model scored by L2
+distance, else the head that scores pairs of embeddings).
+"""
+import numpy as np
+
+from ..engine.backend import to_numpy
+from ..siamese.mining import PairSampler
+from . import metrics
+
+
+def check_way(way, labelled, name="way"):
+    """``way`` must be between 2 and the number of classes of ``labelled``: never clamped silently."""
+    classes = len(labelled.classes)
+    if not isinstance(way, (int, np.integer)) or not 2 <= way <= classes:
+        raise ValueError(f"{name} must be between 2 and {classes} (the number of classes there), got {way!r}")
+
+
+def evaluate_held_out(model, test, way, seed=0, pairs=2000, plot_dir=None):
+    """One-shot accuracy (``way``-way), verification ROC/AUC/EER on ``pairs`` balanced pairs and, for an
+    embedding model, precision@1, on ``test`` (LabelledImages); figures into ``plot_dir`` when given."""
+    check_way(way, test)
+    embeddings = to_numpy(model.embed(test.images))
+    score_fn = None if model.head is None else model.embedding_similarity  # None: nearest prototype by L2
+    one_shot = metrics.n_way_k_shot_accuracy(embeddings, test.labels, way, 1, n_episodes=500, seed=seed,
+                                             score_fn=score_fn)
+    left, right, same = PairSampler(test.labels, seed=seed).sample(pairs)
+    scores = model.score_embeddings(embeddings[left], embeddings[right])
+    fpr, tpr, _ = metrics.roc_curve(scores, same)
+    auc, (eer, _) = metrics.auc(fpr, tpr), metrics.equal_error_rate(scores, same)
+    result = {f"test_{way}way_1shot_accuracy": one_shot.accuracy, "test_1shot_ci95": one_shot.ci95,
+              "test_classes": len(test.classes), "test_verification_auc": auc, "test_verification_eer": eer}
+    if model.head is None:  # retrieval ranks by the embedding distance
+        result["test_precision_at_1"] = metrics.precision_at_1(embeddings, test.labels)
+    if plot_dir is not None:
+        _plot(model, test, way, seed, plot_dir, fpr, tpr, auc, eer, embeddings)
+    return result
+
+
+def _plot(model, test, way, seed, plot_dir, fpr, tpr, auc, eer, embeddings):
+    from . import plots
+
+    plots.plot_roc(fpr, tpr, plot_dir / "roc.png", auc=auc, eer=eer)
+    plots.plot_embeddings_2d(embeddings, test.labels, plot_dir / "embeddings.png", test.class_names)
+    support, query = metrics.sample_episodes(test.labels, way, 1, 1, 1, seed=seed)[0]
+    sims = model.similarity(test.images[query[:1, 0]], test.images[support[:, 0]])[0]
+    plots.plot_one_shot(test.images[query[0, 0]], test.images[support[:, 0]], int(np.argmax(sims)), 0,
+                        plot_dir / "one_shot.png")
+
+
+def raw_pixel_accuracy(test, way, seed=0, n_episodes=500):
+    """The trivial baseline: the same one-shot episodes scored by Euclidean distance between raw pixels."""
+    check_way(way, test)
+    return metrics.n_way_k_shot_accuracy(test.images.reshape(len(test), -1), test.labels, way, 1,
+                                         n_episodes=n_episodes, seed=seed)
