@@ -176,9 +176,9 @@ def test_load_state_dict_errors():
 
 def test_bad_settings_name_the_argument():
     p = param(0.0)
-    with pytest.raises(ValueError, match="SGD: lr must be a number >= 0, got -1"):
+    with pytest.raises(ValueError, match="SGD: lr must be a finite number >= 0, got -1"):
         optim.SGD([p], lr=-1)
-    with pytest.raises(ValueError, match="SGD: weight_decay must be a number >= 0, got -0.1"):
+    with pytest.raises(ValueError, match="SGD: weight_decay must be a finite number >= 0, got -0.1"):
         optim.SGD([p], lr=0.1, weight_decay=-0.1)
     with pytest.raises(ValueError, match=r"SGD: momentum must be in \[0, 1\), got 1.0"):
         optim.SGD([p], lr=0.1, momentum=1.0)
@@ -190,7 +190,7 @@ def test_bad_settings_name_the_argument():
         optim.Adam([p], betas=0.9)
     with pytest.raises(ValueError, match="Adam: eps must be a number >= 0"):
         optim.Adam([p], eps=-1e-8)
-    with pytest.raises(ValueError, match="SGD: lr must be a number >= 0, got -0.5"):
+    with pytest.raises(ValueError, match="SGD: lr must be a finite number >= 0, got -0.5"):
         optim.SGD([{"params": [p], "lr": -0.5}], lr=0.1)  # a group's own setting is checked too
 
 

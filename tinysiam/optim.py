@@ -10,6 +10,7 @@ e.g. Koch et al.'s per-layer learning rates::
 ``.grad`` array (one may be a view shared with other tensors); the
 optimizer's own buffers (velocity, moments) are private arrays, updated in place.
 """
+import math
 import numbers
 
 from .engine.backend import to_numpy, xp_of
@@ -59,8 +60,8 @@ class Optimizer:
         name = type(self).__name__
         for key in ("lr", "weight_decay"):
             value = group[key]
-            if not isinstance(value, numbers.Real) or value < 0:
-                raise ValueError(f"{name}: {key} must be a number >= 0, got {value!r}")
+            if not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name}: {key} must be a finite number >= 0, got {value!r}")
 
     def zero_grad(self):
         for group in self.param_groups:

@@ -77,7 +77,7 @@ def read_npz(path):
     try:
         with np.load(path, allow_pickle=False) as f:
             return {name: f[name] for name in f.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:  # truncated, bit-flipped, not a zip
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as e:  # damaged
         raise ValueError(f"{path} is not a readable tinysiam .npz file (damaged or of another kind): {e}") from None
 
 

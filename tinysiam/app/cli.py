@@ -70,9 +70,9 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True):
         if mode == "resume":
             trainer.resume(changes)
             for name, (old, new) in changes.items():
-                print(f"resuming with {name} = {new} (was {old})")
+                print(f"resuming with {name} = {new} (was {old})", flush=True)
         print(f"training {config.preset} with the {config.loss} loss on {config.data}: {len(train)} images of "
-              f"{len(train.classes)} classes, validating on {len(val)} images of {len(val.classes)} classes")
+              f"{len(train.classes)} classes, validating on {len(val)} images of {len(val.classes)} classes", flush=True)
         trainer.fit()
         summary = {"best_val_accuracy": trainer.best_accuracy, "checkpoint": str(run.path / "best.npz")}
         if test is not None:
@@ -144,10 +144,15 @@ def cmd_eval(args, given):
     if args.protocol == "lake":
         from ..data.splits import ARCHIVES, data_root, find_archives
 
-        with blame("--runs" if args.runs else f"--data-dir {args.data_dir or os.environ.get('TINYSIAM_DATA')}"):
-            runs_path = Path(args.runs) if args.runs else find_archives(data_root(args.data_dir), ARCHIVES["lake"],
-                                                                        "Lake's runs")[0]
-            runs = load_lake_runs(runs_path, size=None if model is None else PRESETS[config.preset].input_size)
+        size = None if model is None else PRESETS[config.preset].input_size
+        if args.runs:
+            with blame("--runs"):
+                runs = load_lake_runs(Path(args.runs), size=size)
+        else:
+            with blame():  # the messages name --data-dir or the archive
+                runs_path = find_archives(data_root(args.data_dir), ARCHIVES["lake"], "Lake's runs")[0]
+            with blame(str(runs_path)):
+                runs = load_lake_runs(runs_path, size=size)
         score_fn = model.similarity if model else {"mhd": mhd_scores, "pixels": pixel_scores}[args.baseline]
         with blame(f"--checkpoint {args.checkpoint}"):
             result = evaluate_lake_runs(runs, score_fn)

@@ -51,6 +51,8 @@ class RunFolder:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"--out {self.path} is a file, not a folder")
+        if any(parent.is_file() for parent in self.path.parents):
+            raise UserError(f"--out {self.path}: a file stands where a folder should be")
         existing = self.existing_files() if self.path.is_dir() else []
         if mode == "new" and existing:
             raise UserError(f"--out {self.path} already holds a run ({', '.join(existing)}); continue it with "
@@ -127,13 +129,16 @@ class RunFolder:
 
     def write_history(self, history):
         """history.json and history.csv, one row per epoch; the CSV has every column any row has."""
-        write_text_atomic(self.path / "history.json", json.dumps(history, indent=1))
         columns = list(dict.fromkeys(key for row in history for key in row))  # first-seen order
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns)
         writer.writeheader()
         writer.writerows(history)
-        write_text_atomic(self.path / "history.csv", buffer.getvalue())
+        for name, text in (("history.json", json.dumps(history, indent=1)), ("history.csv", buffer.getvalue())):
+            try:
+                write_text_atomic(self.path / name, text)
+            except OSError as error:
+                raise UserError(f"cannot write {self.path / name}: {error.strerror or error}") from None
 
 
 def read_history(folder):

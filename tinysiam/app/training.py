@@ -65,10 +65,15 @@ class Trainer:
 
     # ----- checkpoints ---------------------------------------------------------------
     def save(self, name, **extra):
-        save_checkpoint(self.run.path / name, self.model, self.optimizer, config=self.config.to_dict(),
-                        history=self.history, epoch=self.epoch, step=self.step, epoch_losses=self.epoch_losses,
-                        epoch_seconds=self.epoch_seconds, best_accuracy=self.best_accuracy, changes=self.changes,
-                        rng=self.rng.bit_generator.state, **extra)
+        """Write checkpoint ``name``; a failing write (disk full) is a UserError and leaves the old file whole."""
+        path = self.run.path / name
+        try:
+            save_checkpoint(path, self.model, self.optimizer, config=self.config.to_dict(), history=self.history,
+                            epoch=self.epoch, step=self.step, epoch_losses=self.epoch_losses,
+                            epoch_seconds=self.epoch_seconds, best_accuracy=self.best_accuracy, changes=self.changes,
+                            rng=self.rng.bit_generator.state, **extra)
+        except OSError as error:
+            raise UserError(f"cannot write {path}: {error.strerror or error}; the previous file is intact") from None
 
     def resume(self, changes=None):
         """Continue from the run's ``last.npz``; ``changes`` {field: (old, new)} were applied to the config."""

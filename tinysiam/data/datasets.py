@@ -6,7 +6,9 @@ turns the image files into one float32 array with Pillow.
 """
 import io
 import os
+import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,12 +96,16 @@ def iter_members(path, suffix):
     elif path.is_file():
         if not zipfile.is_zipfile(path):
             raise ValueError(f"{path} is neither a folder nor a zip archive")
-        with zipfile.ZipFile(path) as archive:
+        try:
+            archive = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as error:  # damaged directory
+            raise ValueError(f"{path}: damaged zip archive ({error})") from None
+        with archive:
             for name in sorted(archive.namelist()):
                 if name.endswith(suffix) and not _is_macos_metadata(name):
                     try:
                         data = archive.read(name)
-                    except (zipfile.BadZipFile, OSError) as error:
+                    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as error:
                         raise ValueError(f"{path}: member {name} is damaged ({error})") from None
                     yield name, data
     else:
@@ -132,14 +138,19 @@ def decode_images(members, size=None):
     """Decode (name, bytes) image files into float32 (N, 1, H, W) in [0, 1] (grey levels / 255).
 
     All images must share one shape unless ``size=(H, W)`` resizes them. A file
-    Pillow cannot read gives a ValueError naming it.
+    Pillow cannot read, or one declaring more pixels than Pillow's decompression-bomb
+    limit (``PIL.Image.MAX_IMAGE_PIXELS``), gives a ValueError naming it.
     """
     Image = pillow()
     images = None
     for i, (name, data) in enumerate(members):
         try:
-            with Image.open(io.BytesIO(data)) as image:
-                grey = image.convert("L")  # also forces the full decode, so damage shows here
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)  # bounded: refuse, don't just warn
+                with Image.open(io.BytesIO(data)) as image:
+                    grey = image.convert("L")  # also forces the full decode, so damage shows here
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise ValueError(f"{name}: image too large to decode safely ({error})") from None
         except (OSError, SyntaxError, ValueError) as error:  # what Pillow raises for unreadable files
             raise ValueError(f"{name}: not a readable image ({error})") from None
         pixels = np.asarray(grey if size is None else resize(grey, size), dtype=np.float32)

@@ -16,7 +16,7 @@ COLUMN_BUDGET_BYTES = 256 * 2**20  # larger im2col matrices are built a slice of
 
 
 def _pair(value, name):
-    pair = (value, value) if isinstance(value, int) else tuple(value)
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value) if hasattr(value, "__len__") else ()
     if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
     return pair

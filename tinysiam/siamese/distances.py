@@ -11,7 +11,9 @@ value and gradient.
 ``pairwise_distances`` gives the (N, M) matrix of all distances between two
 sets of rows (raw arrays, no gradient): for mining, search and evaluation.
 """
-from ..engine.backend import xp_of
+import numpy as np
+
+from ..engine.backend import is_gpu_array, xp_of
 from ..engine.tensor import Function, Tensor
 
 NORM_EPS = 1e-8  # smallest norm cosine (and NT-Xent) divides by
@@ -61,18 +63,24 @@ class CosineDistance(Function):
     """d = 1 - a.b / (|a| |b|), each norm clamped below at NORM_EPS   (docs/derivations.md#distances)"""
 
     def forward(self, a, b):
-        xp = xp_of(a)
         self.a, self.b = a, b
-        self.norm_a = xp.maximum(xp.sqrt((a * a).sum(axis=1)), NORM_EPS)
-        self.norm_b = xp.maximum(xp.sqrt((b * b).sum(axis=1)), NORM_EPS)
+        self.norm_a, self.free_a = clamped_norm(a)
+        self.norm_b, self.free_b = clamped_norm(b)
         self.cos = (a * b).sum(axis=1) / (self.norm_a * self.norm_b)
         return 1 - self.cos
 
-    def backward(self, g):  # dcos/da = b / (|a||b|) - cos a / |a|^2; dd = -dcos
+    def backward(self, g):  # dcos/da = b / (|a||b|) - cos a / |a|^2 (no second term where |a| is clamped); dd = -dcos
         na, nb, cos = self.norm_a[:, None], self.norm_b[:, None], self.cos[:, None]
-        grad_a = -g[:, None] * (self.b / (na * nb) - cos * self.a / (na * na))
-        grad_b = -g[:, None] * (self.a / (na * nb) - cos * self.b / (nb * nb))
+        grad_a = -g[:, None] * (self.b / (na * nb) - self.free_a[:, None] * cos * self.a / (na * na))
+        grad_b = -g[:, None] * (self.a / (na * nb) - self.free_b[:, None] * cos * self.b / (nb * nb))
         return grad_a, grad_b
+
+
+def clamped_norm(rows):
+    """(max(|row|, NORM_EPS), |row| > NORM_EPS) per row: where the norm is clamped it is a constant."""
+    xp = xp_of(rows)
+    norm = xp.sqrt((rows * rows).sum(axis=1))
+    return xp.maximum(norm, NORM_EPS), norm > NORM_EPS
 
 
 DISTANCES = {"l1": L1Distance, "l2": L2Distance, "squared_l2": SquaredL2Distance, "cosine": CosineDistance}
@@ -86,7 +94,7 @@ def distance_op(name):
 
 
 def check_embeddings(caller, **embeddings):
-    """Tensors of one (N, D) shape and one floating dtype, N > 0, no NaN; errors name the argument.
+    """Tensors of one (N, D) shape and one floating dtype, N > 0, finite; errors name the argument.
 
     Called as ``check_embeddings("triplet_loss", anchor=a, positive=p, negative=n)``.
     """
@@ -102,10 +110,21 @@ def check_embeddings(caller, **embeddings):
         if t.dtype.kind != "f" or t.dtype != first.dtype:
             raise TypeError(f"{caller}: {name} has dtype {t.dtype}, expected floating point like {first_name} "
                             f"({first.dtype})")
-        if bool(xp_of(t.data).isnan(t.data).any()):
-            raise ValueError(f"{caller}: {name} contains NaN")
+        check_finite(caller, name, t)
     if first.shape[0] == 0:
         raise ValueError(f"{caller}: empty batch ({first_name} has shape {first.shape})")
+
+
+def check_finite(caller, name, t):
+    """Refuse NaN and Inf in a distance's or loss's input: every result from it would be NaN.
+
+    This reads the values, which on a GPU means waiting for it to finish every step,
+    so on CuPy arrays it runs only inside ``tinysiam.engine.detect_anomaly()``.
+    """
+    if is_gpu_array(t.data):
+        return
+    if not np.isfinite(t.data).all():
+        raise ValueError(f"{caller}: {name} contains NaN or Inf")
 
 
 def _distance(name, a, b):
@@ -146,9 +165,7 @@ def pairwise_distances(a, b, metric="l2"):
         squared = xp.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T, 0)
         return squared if metric == "squared_l2" else xp.sqrt(squared)
     if metric == "cosine":
-        norm_a = xp.maximum(xp.sqrt((a * a).sum(1)), NORM_EPS)
-        norm_b = xp.maximum(xp.sqrt((b * b).sum(1)), NORM_EPS)
-        return 1 - (a @ b.T) / (norm_a[:, None] * norm_b[None, :])
+        return 1 - (a @ b.T) / (clamped_norm(a)[0][:, None] * clamped_norm(b)[0][None, :])
     if metric == "l1":
         return abs(a[:, None, :] - b[None, :, :]).sum(axis=2)
     raise ValueError(f"metric must be one of {sorted(DISTANCES)}, got {metric!r}")

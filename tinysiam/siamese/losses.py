@@ -10,8 +10,8 @@ per sample). At a hinge's corner, max(0, x) at x = 0, the derivative used is 0.
 import math
 import numbers
 
-from ..engine.backend import xp_of
-from .distances import NORM_EPS, check_embeddings, distance_op
+from ..engine.backend import is_gpu_array, xp_of
+from .distances import check_embeddings, check_finite, clamped_norm, distance_op
 from ..engine.tensor import Function, Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -177,7 +177,8 @@ class NTXentLoss(LossOp):
         xp = xp_of(z1)
         z = xp.concatenate([z1, z2])
         n2 = z.shape[0]
-        self.norm = xp.maximum(xp.sqrt((z * z).sum(axis=1, keepdims=True)), NORM_EPS)
+        norm, self.free = clamped_norm(z)
+        self.norm = norm[:, None]
         self.u = z / self.norm
         s = self.u @ self.u.T / self.t
         s[xp.arange(n2), xp.arange(n2)] = -xp.inf  # a view is not its own negative
@@ -195,8 +196,9 @@ class NTXentLoss(LossOp):
         grad_s[xp.arange(n2), self.partner] -= 1
         grad_s *= self.per_sample_grad(g)[:, None]
         grad_u = (grad_s + grad_s.T) @ self.u / self.t  # s uses u twice: as row and as column
-        # through the normalisation: du/dz removes the radial part, then divides by |z|
-        grad_z = (grad_u - self.u * (grad_u * self.u).sum(axis=1, keepdims=True)) / self.norm
+        # through the normalisation: du/dz removes the radial part (not where |z| is clamped), then divides by |z|
+        radial = (grad_u * self.u).sum(axis=1, keepdims=True) * self.free[:, None]
+        grad_z = (grad_u - self.u * radial) / self.norm
         return grad_z[: n2 // 2], grad_z[n2 // 2:]
 
 
@@ -215,13 +217,12 @@ def _values_and_labels(caller, values_name, values, same):
         raise ValueError(f"{caller}: {values_name} must be a non-empty (N,) tensor, got shape {values.shape}")
     if values.dtype.kind != "f":
         raise TypeError(f"{caller}: {values_name} must be floating point, got dtype {values.dtype}")
+    check_finite(caller, values_name, values)
     xp = xp_of(values.data)
-    if bool(xp.isnan(values.data).any()):
-        raise ValueError(f"{caller}: {values_name} contains NaN")
     labels = xp.asarray(same.data if isinstance(same, Tensor) else same)
     if labels.shape != values.shape:  # no broadcasting: (N,) against (N, 1) is a mistake
         raise ValueError(f"{caller}: same has shape {labels.shape} but {values_name} has shape {values.shape}")
-    if not bool(((labels == 0) | (labels == 1)).all()):
+    if not is_gpu_array(labels) and not ((labels == 0) | (labels == 1)).all():  # no device wait: see check_finite
         bad = labels[(labels != 0) & (labels != 1)][:3].tolist()
         raise ValueError(f"{caller}: same must hold only 0 (different) and 1 (same), got values like {bad}")
     return Tensor(labels.astype(values.dtype))
@@ -272,8 +273,7 @@ def mse_loss(prediction, target, reduction="mean"):
     if target.dtype != prediction.dtype:
         raise TypeError(f"mse_loss: target has dtype {target.dtype}, prediction {prediction.dtype}")
     for name, t in (("prediction", prediction), ("target", target)):
-        if bool(xp_of(t.data).isnan(t.data).any()):
-            raise ValueError(f"mse_loss: {name} contains NaN")
+        check_finite("mse_loss", name, t)
     return MSELoss(reduction)(prediction, target)
 
 

@@ -1,0 +1,59 @@
+"""Where the data sets are found (zipped or unpacked) and how they are split into train, validation and test."""
+import zipfile
+
+import numpy as np
+import pytest
+
+from tinysiam.data.splits import ARCHIVES, data_root, find_archives, load_split
+
+
+def test_unpacked_archives_are_found_and_zips_preferred(tmp_path):
+    (tmp_path / "omniglot" / "images_background_small1" / "Greek").mkdir(parents=True)
+    with zipfile.ZipFile(tmp_path / "images_background_small2.zip", "w"):
+        pass
+    (tmp_path / "images_background_small2").mkdir()
+    found = find_archives(tmp_path, ARCHIVES["omniglot"], "Omniglot")
+    assert found == [tmp_path / "omniglot" / "images_background_small1", tmp_path / "images_background_small2.zip"]
+
+
+def test_the_full_background_set_replaces_the_minimal_ones(tmp_path):
+    for name in ("images_background.zip", "images_background_small1.zip"):
+        (tmp_path / name).write_bytes(b"")
+    assert find_archives(tmp_path, ARCHIVES["omniglot"], "Omniglot") == [tmp_path / "images_background.zip"]
+
+
+def test_a_faces_folder_must_hold_the_subjects(tmp_path):
+    (tmp_path / "att_faces").mkdir()
+    with pytest.raises(FileNotFoundError, match="no AT&T faces in .* expected att_faces.zip"):
+        find_archives(tmp_path, ARCHIVES["faces"], "AT&T faces")
+    (tmp_path / "att_faces" / "s1").mkdir()
+    assert find_archives(tmp_path, ARCHIVES["faces"], "AT&T faces") == [tmp_path / "att_faces"]
+
+
+def test_data_root_names_the_option(tmp_path, monkeypatch):
+    monkeypatch.delenv("TINYSIAM_DATA", raising=False)
+    with pytest.raises(FileNotFoundError, match="--data-dir is needed"):
+        data_root(None)
+    with pytest.raises(FileNotFoundError, match=f"--data-dir {tmp_path / 'nope'} is not a folder"):
+        data_root(tmp_path / "nope")
+
+
+def test_the_digits_split_keeps_test_classes_apart():
+    pytest.importorskip("sklearn")
+    train, val, test = load_split("digits", (8, 8), seed=0)
+    assert set(train.classes) == set(val.classes) == {0, 1, 2, 3, 4} and set(test.classes) == {5, 6, 7, 8, 9}
+    assert len(train) + len(val) == np.isin(np.concatenate([train.labels, val.labels]), range(5)).sum()
+
+
+def test_an_unpacked_omniglot_set_loads_like_the_zip(data_root, tmp_path):
+    pytest.importorskip("PIL")
+    from tinysiam.data import load_omniglot
+
+    archive = data_root / "omniglot" / "images_background_small1.zip"
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(tmp_path)
+    found = find_archives(tmp_path, ARCHIVES["omniglot"], "Omniglot")
+    assert found == [tmp_path / "images_background_small1"]
+    from_folder, from_zip = load_omniglot(found, size=(28, 28)), load_omniglot(archive, size=(28, 28))
+    assert from_folder.class_names == from_zip.class_names
+    np.testing.assert_array_equal(from_folder.images, from_zip.images)
