@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tinysiam.app.cli import build_parser, main
-from tinysiam.app.config import TrainConfig
+from tinysiam.app.config import LOSSES, TrainConfig
 
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
@@ -51,6 +51,24 @@ def test_train_refuses_to_overwrite_then_resumes(tmp_path, capsys):
     assert (tmp_path / "last.npz").read_bytes() == before
     assert main(["train", "--out", str(tmp_path), "--resume", "--epochs", "2", "--quiet", "--no-plots"]) == 0
     assert [row["epoch"] for row in json.loads((tmp_path / "history.json").read_text())] == [1, 2]
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_loss_trains_from_the_command_line(loss, tmp_path):
+    extra = ["--augment"] if loss == "nt-xent" else []
+    assert main(["train", "--out", str(tmp_path), "--loss", loss, "--epochs", "1", "--steps-per-epoch", "3",
+                 "--quiet", "--no-plots"] + extra) == 0
+    from tinysiam.serialization import read_checkpoint_meta
+
+    meta = read_checkpoint_meta(tmp_path / "best.npz")
+    assert meta["config"]["loss"] == loss and np.isfinite(meta["history"][0]["train_loss"])
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {"test_5way_1shot_accuracy", "test_5way_1shot_raw_pixels", "test_verification_eer"} <= set(results)
+
+
+def test_nt_xent_needs_augmentation(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path), "--loss", "nt-xent"] + QUICK) == 2
+    assert "--augment is needed by the nt-xent loss" in capsys.readouterr().err
 
 
 def test_resume_applies_a_new_lr_and_records_it(tmp_path, capsys):

@@ -23,8 +23,9 @@ def bars(n_per_class=24, seed=0):
 
 
 def config(**settings):
+    """A small run; nt-xent's two views are two augmentations, so it augments."""
     return TrainConfig(**{"preset": "digits", "epochs": 2, "steps_per_epoch": 6, "batch": 16, "val_way": 6,
-                          "val_episodes": 50, **settings})
+                          "val_episodes": 50, "augment": settings.get("loss") == "nt-xent", **settings})
 
 
 def test_every_loss_has_an_objective():
@@ -33,16 +34,17 @@ def test_every_loss_has_an_objective():
 
 @pytest.mark.parametrize("loss", LOSSES)
 def test_every_loss_trains(loss, tmp_path):
-    """Each objective's loss falls; those that rank classes well this early (triplet, Koch's) learn to tell them apart.
+    """Each objective's loss falls (NT-Xent's is bounded below by far more than 0, so it falls less); those that
+    rank classes well this early (triplet, Koch's) learn to tell them apart.
 
-    (The contrastive losses fall too, but their unnormalised embeddings first shrink towards the margin:
-    at this scale they need more steps than this to separate the classes.)"""
+    (The contrastive and energy losses fall too, but their unnormalised embeddings first shrink towards the
+    margin: at this scale they need more steps than this to separate the classes. NT-Xent uses no labels.)"""
     train, val = bars()
     with RunFolder(tmp_path).open("new") as run:
         trainer = Trainer(config(loss=loss, epochs=4, steps_per_epoch=25, batch=32), train, val, run, progress=False)
         before = trainer.validate()
         history = trainer.fit()
-    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
+    assert history[-1]["train_loss"] < (0.95 if loss == "nt-xent" else 0.5) * history[0]["train_loss"]
     if loss in ("triplet", "koch"):
         assert before < 0.5 and history[-1]["val_6way_accuracy"] > 0.75  # chance is 1/6
 
@@ -77,7 +79,7 @@ def saved_arrays(folder):
 @pytest.mark.parametrize("loss", LOSSES)
 def test_a_run_stopped_at_any_step_resumes_to_the_same_weights(loss, optimizer, tmp_path):
     train, val = bars()
-    cfg = config(loss=loss, optimizer=optimizer, augment=False)
+    cfg = config(loss=loss, optimizer=optimizer)
     straight = run_to_the_end(cfg, train, val, tmp_path / "straight")
     stop_at = int(np.random.default_rng(hash((loss, optimizer)) % 2**32).integers(1, 12))  # any of the 12 steps
     with pytest.raises(TrainingInterrupted):
@@ -91,14 +93,12 @@ def test_a_run_stopped_at_any_step_resumes_to_the_same_weights(loss, optimizer, 
 
 
 def test_augmented_runs_resume_to_the_same_weights(tmp_path):
-    from tinysiam.data import affine_augment
-
     train, val = bars()
     cfg = config(loss="triplet", augment=True)
 
     def run(folder, stop_after=None, resume=False):
         with RunFolder(folder).open("resume" if resume else "new") as run_folder:
-            trainer = Trainer(cfg, train, val, run_folder, augment_fn=affine_augment, progress=False)
+            trainer = Trainer(cfg, train, val, run_folder, progress=False)
             if resume:
                 trainer.resume()
             if stop_after:

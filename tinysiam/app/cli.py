@@ -31,8 +31,9 @@ TRAINING_OPTIONS = {
     "epochs": dict(type=int),
     "steps_per_epoch": dict(type=int),
     "batch": dict(type=int, help="pairs per step (images per step for the triplet loss)"),
-    "margin": dict(type=float, help="margin of the contrastive and triplet losses"),
-    "augment": dict(action="store_true", help="Koch et al.'s affine distortions"),
+    "margin": dict(type=float, help="margin of the contrastive and triplet losses; Q of the chopra loss"),
+    "temperature": dict(type=float, help="temperature of the nt-xent loss"),
+    "augment": dict(action="store_true", help="Koch et al.'s affine distortions (needed by nt-xent)"),
     "device": dict(choices=backend.DEVICES),
     "seed": dict(type=int),
     "val_way": dict(type=int, help="N of the N-way one-shot validation"),
@@ -45,7 +46,6 @@ DEMO_SETTINGS = dict(data="digits", preset="digits", loss="triplet", epochs=6, s
 # ----- training ------------------------------------------------------------------------------------
 def train_run(given, out, mode, data_dir=None, progress=True, plots=True):
     """Train (or resume) a run into ``out`` from the explicitly ``given`` settings; returns its results dict."""
-    from ..data import affine_augment
     from ..evaluation.held_out import check_way, evaluate_held_out, raw_pixel_accuracy
     from .model import load_model
     from .runs import RunFolder
@@ -65,8 +65,7 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True):
     with blame():
         check_way(config.val_way, val, "--val-way")
     with run.open(mode):
-        trainer = Trainer(config, train, val, run, augment_fn=affine_augment if config.augment else None,
-                          progress=progress)
+        trainer = Trainer(config, train, val, run, progress=progress)
         if mode == "resume":
             trainer.resume(changes)
             for name, (old, new) in changes.items():

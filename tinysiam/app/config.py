@@ -12,8 +12,10 @@ from ..data.splits import DATA_SETS
 from ..engine.backend import DEVICES
 from .presets import PRESETS
 
-LOSSES = ("contrastive", "contrastive-linear", "triplet", "koch")
+LOSSES = ("contrastive", "contrastive-linear", "chopra", "triplet", "koch", "nt-xent")
 OPTIMIZERS = ("sgd", "adam")
+# the distance trained embeddings are compared with: the one their loss shaped (L2 for the others)
+METRICS = {"chopra": "l1", "nt-xent": "cosine"}
 MAX_BATCH = 65536  # a larger batch is a typo, not a run (it would exhaust memory before the first step)
 # settings a resumed run may change (applied from the next step and recorded in the checkpoint);
 # every other one defines the run: changing it would make the resumed run a different one
@@ -42,7 +44,8 @@ class TrainConfig:
     epochs: int = 10
     steps_per_epoch: int = 100
     batch: int = 64  # pairs per step; images per step for the triplet loss
-    margin: float = 1.0
+    margin: float = 1.0  # of the contrastive and triplet losses; Q, the energy scale, of Chopra's
+    temperature: float = 0.5  # of NT-Xent
     augment: bool = False
     device: str = "cpu"
     seed: int = 0
@@ -56,6 +59,7 @@ class TrainConfig:
                 raise ConfigError(name, f"must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
         _number(self, "lr", low=0, low_included=False)
         _number(self, "margin", low=0, low_included=False)
+        _number(self, "temperature", low=0, low_included=False)
         _number(self, "weight_decay", low=0)
         _number(self, "momentum", low=0, high=1)
         for name, low in (("epochs", 1), ("steps_per_epoch", 1), ("batch", 1), ("val_way", 2), ("val_episodes", 1),
@@ -67,6 +71,13 @@ class TrainConfig:
             raise ConfigError("batch", f"must be at least 8 for the triplet loss (2 classes x 4 images), got {self.batch}")
         if not isinstance(self.augment, bool):
             raise ConfigError("augment", f"must be True or False, got {self.augment!r}")
+        if self.loss == "nt-xent" and not self.augment:
+            raise ConfigError("augment", "is needed by the nt-xent loss: its two views of an image are two augmentations")
+
+    @property
+    def metric(self):
+        """"l1", "l2" or "cosine": how embeddings trained with this loss are compared."""
+        return METRICS.get(self.loss, "l2")
 
     @classmethod
     def from_dict(cls, values):

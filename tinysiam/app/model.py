@@ -5,17 +5,21 @@ from .. import nn
 from ..engine import backend
 from ..engine.tensor import Tensor, no_grad
 from ..serialization import load_checkpoint, read_checkpoint_meta
-from ..siamese.distances import l2_distance, pairwise_distances
+from ..siamese.distances import distance_op, pairwise_distances
 from ..siamese.networks import KochHead, TwinNetwork
 from .config import TrainConfig
 from .presets import get_preset
 
 
 class SiameseModel(nn.Module):
-    """A preset's tower, plus Koch's head when the loss is "koch"."""
+    """A preset's tower, plus Koch's head when the loss is "koch".
+
+    Without a head, embeddings are compared by ``metric``, the distance the loss trained them for.
+    """
 
     def __init__(self, config, rng=None):
         super().__init__()
+        self.metric = config.metric
         preset = get_preset(config.preset)
         self.tower = preset.build(rng)
         self.head = KochHead(preset.embedding_size, rng=rng) if config.loss == "koch" else None
@@ -36,11 +40,11 @@ class SiameseModel(nn.Module):
         return next(iter(self.parameters())).device
 
     def score_embeddings(self, e1, e2):
-        """Scores of aligned rows of two embedding arrays, higher = more alike: -L2 distance, or Koch's logit."""
+        """Scores of aligned rows of two embedding arrays, higher = more alike: -distance, or Koch's logit."""
         device = self.tower_device()
         e1, e2 = Tensor(backend.to_device(e1, device)), Tensor(backend.to_device(e2, device))
         with no_grad():
-            scores = l2_distance(e1, e2) * -1.0 if self.head is None else self.head(e1, e2)
+            scores = distance_op(self.metric)(e1, e2) * -1.0 if self.head is None else self.head(e1, e2)
         return backend.to_numpy(scores.data)
 
     def pair_scores(self, left, right):
@@ -50,7 +54,7 @@ class SiameseModel(nn.Module):
     def embedding_similarity(self, queries, supports):
         """(n_query, n_support) scores of every query embedding against every support embedding."""
         if self.head is None:
-            return -backend.to_numpy(pairwise_distances(queries, supports))
+            return -backend.to_numpy(pairwise_distances(queries, supports, self.metric))
         xp = backend.xp_of(queries)
         scores = self.score_embeddings(xp.repeat(queries, len(supports), axis=0), xp.tile(supports, (len(queries), 1)))
         return scores.reshape(len(queries), len(supports))

@@ -7,13 +7,19 @@ import numpy as np
 
 from ..engine import backend
 from ..engine.tensor import Tensor
-from ..siamese.distances import l2_distance
-from ..siamese.losses import bce_with_logits, contrastive_linear_loss, contrastive_loss, triplet_loss
+from ..engine.ops import concatenate
+from ..siamese.distances import l1_distance, l2_distance
+from ..siamese.losses import (bce_with_logits, chopra_energy_loss, contrastive_linear_loss, contrastive_loss,
+                              nt_xent_loss, triplet_loss)
 from ..siamese.mining import PairSampler, batch_hard_triplets
 
 
 class PairObjective:
-    """Balanced pairs (half of one class, Chopra 2005): a distance loss on the two embeddings, or Koch's BCE."""
+    """Balanced pairs (half of one class, Chopra 2005): a distance loss on the two embeddings, or Koch's BCE.
+
+    contrastive (Hadsell 2006) and contrastive-linear use the L2 distance; chopra (Chopra 2005) the L1
+    distance as its energy, with ``margin`` as its scale Q; koch the head's logit.
+    """
 
     def __init__(self, config, labels, rng):
         self.config, self.labels = config, labels
@@ -27,6 +33,8 @@ class PairObjective:
         out = model.twin(batch(left), batch(right))
         if c.loss == "koch":
             return bce_with_logits(out, same)
+        if c.loss == "chopra":
+            return chopra_energy_loss(l1_distance(*out), same, q=c.margin)
         loss_fn = contrastive_loss if c.loss == "contrastive" else contrastive_linear_loss
         return loss_fn(l2_distance(*out), same, margin=c.margin)
 
@@ -58,8 +66,24 @@ class BatchHardTripletObjective:
                                for c in chosen])
 
 
-OBJECTIVES = {"contrastive": PairObjective, "contrastive-linear": PairObjective, "koch": PairObjective,
-              "triplet": BatchHardTripletObjective}
+class NTXentObjective:
+    """SimCLR (Chen et al. 2020): two augmented views of each of ``batch`` images; a view's positive is its
+    other view, its negatives the other 2 x batch - 2 views. Labels are not used."""
+
+    def __init__(self, config, labels, rng):
+        self.config, self.rng, self.n = config, rng, len(labels)
+        if config.batch > self.n:
+            raise ValueError(f"batch ({config.batch}) is larger than the training set ({self.n} images)")
+
+    def loss(self, model, batch):
+        index = self.rng.choice(self.n, size=self.config.batch, replace=False)
+        views = model.tower(concatenate([batch(index), batch(index)]))  # each call draws its own augmentation
+        n = len(index)
+        return nt_xent_loss(views[:n], views[n:], temperature=self.config.temperature)
+
+
+OBJECTIVES = {"contrastive": PairObjective, "contrastive-linear": PairObjective, "chopra": PairObjective,
+              "koch": PairObjective, "triplet": BatchHardTripletObjective, "nt-xent": NTXentObjective}
 
 
 def make_objective(config, labels, rng):

@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from .. import optim
+from ..data.augment import affine_augment
 from ..engine import backend
 from ..engine.tensor import Tensor
 from ..evaluation.held_out import check_way
@@ -51,9 +52,11 @@ class Trainer:
     """Trains on ``train`` and validates on ``val`` (LabelledImages) into ``run`` (an open RunFolder)."""
 
     def __init__(self, config, train, val, run, augment_fn=None, progress=True):
+        """``augment_fn(batch, rng)`` distorts a training batch when ``config.augment`` (default: Koch's affine maps)."""
         check_way(config.val_way, val, "val_way")
         self.config, self.train_set, self.val_set, self.run = config, train, val, run
-        self.augment_fn, self.progress = augment_fn, progress
+        self.augment_fn = (augment_fn or affine_augment) if config.augment else None
+        self.progress = progress
         self.rng = np.random.default_rng(config.seed)  # the one stream of batches and augmentations
         self.model = SiameseModel(config, rng=self.rng).to(config.device)
         self.optimizer = make_optimizer(config, self.model)
@@ -116,9 +119,10 @@ class Trainer:
         """``val_way``-way one-shot accuracy on the validation classes (seeded episodes: the same every epoch)."""
         c, model = self.config, self.model
         embeddings = backend.to_numpy(model.embed(self.val_set.images))
-        score_fn = None if model.head is None else model.embedding_similarity  # None: nearest prototype by L2
+        score_fn = None if model.head is None else model.embedding_similarity  # None: the nearest prototype
         return n_way_k_shot_accuracy(embeddings, self.val_set.labels, n_way=c.val_way, k_shot=1,
-                                     n_episodes=c.val_episodes, seed=c.seed, score_fn=score_fn).accuracy
+                                     n_episodes=c.val_episodes, seed=c.seed, metric=model.metric,
+                                     score_fn=score_fn).accuracy
 
     # ----- the loop ---------------------------------------------------------------------
     def fit(self):

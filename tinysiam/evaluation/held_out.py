@@ -3,8 +3,8 @@
 ``model`` is anything with the scoring methods of the application's SiameseModel:
 ``embed(images)``, ``embedding_similarity(query_embeddings, support_embeddings)`` and
 ``similarity(queries, supports)`` ((n_query, n_support) scores, higher = more alike),
-``score_embeddings(e1, e2)`` (scores of aligned rows), and ``head`` (None for an embedding model scored by L2
-distance, else the head that scores pairs of embeddings).
+``score_embeddings(e1, e2)`` (scores of aligned rows), ``head`` (None for an embedding model, else
+the head that scores pairs of embeddings) and ``metric`` (the distance an embedding model is scored by).
 """
 import numpy as np
 
@@ -25,9 +25,9 @@ def evaluate_held_out(model, test, way, seed=0, pairs=2000, plot_dir=None):
     embedding model, precision@1, on ``test`` (LabelledImages); figures into ``plot_dir`` when given."""
     check_way(way, test)
     embeddings = to_numpy(model.embed(test.images))
-    score_fn = None if model.head is None else model.embedding_similarity  # None: nearest prototype by L2
+    score_fn = None if model.head is None else model.embedding_similarity  # None: the nearest prototype
     one_shot = metrics.n_way_k_shot_accuracy(embeddings, test.labels, way, 1, n_episodes=500, seed=seed,
-                                             score_fn=score_fn)
+                                             metric=model.metric, score_fn=score_fn)
     left, right, same = PairSampler(test.labels, seed=seed).sample(pairs)
     scores = model.score_embeddings(embeddings[left], embeddings[right])
     fpr, tpr, _ = metrics.roc_curve(scores, same)
@@ -35,7 +35,7 @@ def evaluate_held_out(model, test, way, seed=0, pairs=2000, plot_dir=None):
     result = {f"test_{way}way_1shot_accuracy": one_shot.accuracy, "test_1shot_ci95": one_shot.ci95,
               "test_classes": len(test.classes), "test_verification_auc": auc, "test_verification_eer": eer}
     if model.head is None:  # retrieval ranks by the embedding distance
-        result["test_precision_at_1"] = metrics.precision_at_1(embeddings, test.labels)
+        result["test_precision_at_1"] = metrics.precision_at_1(embeddings, test.labels, model.metric)
     if plot_dir is not None:
         _plot(model, test, way, seed, plot_dir, fpr, tpr, auc, eer, embeddings)
     return result
