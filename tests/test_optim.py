@@ -206,3 +206,18 @@ def test_bad_parameter_lists():
         optim.SGD([{"params": [p]}, {"params": [p]}], lr=0.1)
     with pytest.raises(TypeError, match="not a mix"):
         optim.SGD([p, {"params": [param(1.0)]}], lr=0.1)
+
+
+def test_cosine_schedule_and_exact_resume_of_a_schedule():
+    opt = optim.SGD([param(0.0)], lr=2.0)
+    cosine = optim.CosineLR(opt, total=4)
+    rates = []
+    for _ in range(5):
+        cosine.step()
+        rates.append(opt.param_groups[0]["lr"])
+    np.testing.assert_allclose(rates, [2 * (1 + np.cos(np.pi * t / 4)) / 2 for t in (1, 2, 3, 4, 4)], atol=1e-15)
+    again = optim.CosineLR(optim.SGD([param(0.0)], lr=2.0), total=4)
+    again.load_state_dict(optim.CosineLR(opt, total=4).state_dict() | {"t": 3})
+    assert again.optimizer.param_groups[0]["lr"] == pytest.approx(rates[2])
+    with pytest.raises(ValueError, match="CosineLR: total must be an integer >= 1, got 0"):
+        optim.CosineLR(opt, total=0)

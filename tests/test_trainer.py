@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tinysiam.app.config import LOSSES, OPTIMIZERS, TrainConfig
+from tinysiam.app.config import LOSSES, TrainConfig
 from tinysiam.app.objectives import OBJECTIVES
 from tinysiam.app.runs import RunFolder
 from tinysiam.app.training import NonFiniteLoss, Trainer, TrainingInterrupted
@@ -75,13 +75,13 @@ def saved_arrays(folder):
     return {k: v for k, v in arrays.items() if k != "meta"}
 
 
-@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("optimizer, schedule", [("sgd", "cosine"), ("adam", "exponential"), ("adam", "constant")])
 @pytest.mark.parametrize("loss", LOSSES)
-def test_a_run_stopped_at_any_step_resumes_to_the_same_weights(loss, optimizer, tmp_path):
+def test_a_run_stopped_at_any_step_resumes_to_the_same_weights(loss, optimizer, schedule, tmp_path):
     train, val = bars()
-    cfg = config(loss=loss, optimizer=optimizer)
+    cfg = config(loss=loss, optimizer=optimizer, lr_schedule=schedule, lr_decay=0.5)
     straight = run_to_the_end(cfg, train, val, tmp_path / "straight")
-    stop_at = int(np.random.default_rng(hash((loss, optimizer)) % 2**32).integers(1, 12))  # any of the 12 steps
+    stop_at = int(np.random.default_rng(sum(map(ord, loss + optimizer + schedule))).integers(1, 12))  # of 12 steps
     with pytest.raises(TrainingInterrupted):
         run_to_the_end(cfg, train, val, tmp_path / "stopped", stop_after=stop_at)
     resumed = run_to_the_end(cfg, train, val, tmp_path / "stopped", resume=True)
@@ -149,3 +149,19 @@ def test_validation_way_beyond_the_validation_classes_is_refused_before_training
     train, val = bars()
     with RunFolder(tmp_path).open("new") as run, pytest.raises(ValueError, match="val_way must be between 2 and 6"):
         Trainer(config(val_way=7), train, val, run)
+
+
+def test_schedules_set_the_rate_of_every_step(tmp_path):
+    train, val = bars()
+    with RunFolder(tmp_path).open("new") as run:
+        trainer = Trainer(config(lr_schedule="exponential", lr_decay=0.5, lr=0.01), train, val, run, progress=False)
+        rates = []
+        step = trainer.train_step
+
+        def recording_step():
+            rates.append(trainer.optimizer.param_groups[0]["lr"])
+            return step()
+
+        trainer.train_step = recording_step
+        trainer.fit()
+    np.testing.assert_allclose(rates, [0.01] * 6 + [0.005] * 6)

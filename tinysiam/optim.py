@@ -197,23 +197,48 @@ class Adam(Optimizer):
         p.data -= group["lr"] * m_hat / (xp.sqrt(v_hat) + group["eps"])
 
 
-class StepLR:
-    """Multiply every group's initial lr by gamma once per ``step_size`` calls of step()."""
+class LRSchedule:
+    """Sets every group's lr to ``initial_lr * factor(t)``, where t counts the calls of ``step()``.
+
+    The rate depends on t alone, so ``state_dict()`` (just t) is all a checkpoint needs.
+    """
+
+    def __init__(self, optimizer):
+        self.optimizer, self.t = optimizer, 0
+
+    def factor(self, t):
+        raise NotImplementedError
+
+    def step(self):
+        self.t += 1
+        self._apply()
+
+    def _apply(self):
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * self.factor(self.t)
+
+    def state_dict(self):
+        return {"t": self.t}
+
+    def load_state_dict(self, state):
+        self.t = int(state["t"])
+        self._apply()
+
+
+class StepLR(LRSchedule):
+    """Multiply every group's initial lr by gamma once per ``step_size`` calls of step() (call it once per epoch)."""
 
     def __init__(self, optimizer, step_size, gamma=0.1):
         name = type(self).__name__
         if not isinstance(step_size, numbers.Integral) or step_size < 1:
             raise ValueError(f"{name}: step_size must be an integer >= 1, got {step_size!r}")
-        if not isinstance(gamma, numbers.Real) or gamma <= 0:
+        if not isinstance(gamma, numbers.Real) or not math.isfinite(gamma) or gamma <= 0:
             raise ValueError(f"{name}: gamma must be a number > 0, got {gamma!r}")
-        self.optimizer, self.step_size, self.gamma, self.epoch = optimizer, step_size, gamma, 0
+        super().__init__(optimizer)
+        self.step_size, self.gamma = step_size, gamma
 
-    def step(self):
-        """Call once per epoch, after that epoch's optimizer steps."""
-        self.epoch += 1
-        factor = self.gamma ** (self.epoch // self.step_size)
-        for group in self.optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * factor
+    def factor(self, t):
+        return self.gamma ** (t // self.step_size)
 
 
 class ExponentialLR(StepLR):
@@ -221,3 +246,17 @@ class ExponentialLR(StepLR):
 
     def __init__(self, optimizer, gamma):
         super().__init__(optimizer, step_size=1, gamma=gamma)
+
+
+class CosineLR(LRSchedule):
+    """lr = initial_lr * (1 + cos(pi t / total)) / 2: from the initial rate down to 0 over ``total`` steps
+    (Loshchilov & Hutter 2017, without restarts); call step() after every optimizer step."""
+
+    def __init__(self, optimizer, total):
+        if not isinstance(total, numbers.Integral) or total < 1:
+            raise ValueError(f"CosineLR: total must be an integer >= 1, got {total!r}")
+        super().__init__(optimizer)
+        self.total = total
+
+    def factor(self, t):
+        return (1 + math.cos(math.pi * min(t, self.total) / self.total)) / 2

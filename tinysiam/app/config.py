@@ -14,6 +14,7 @@ from .presets import PRESETS
 
 LOSSES = ("contrastive", "contrastive-linear", "chopra", "triplet", "koch", "nt-xent")
 OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = ("constant", "cosine", "exponential")
 # the distance trained embeddings are compared with: the one their loss shaped (L2 for the others)
 METRICS = {"chopra": "l1", "nt-xent": "cosine"}
 MAX_BATCH = 65536  # a larger batch is a typo, not a run (it would exhaust memory before the first step)
@@ -39,6 +40,8 @@ class TrainConfig:
     loss: str = "contrastive"
     optimizer: str = "adam"
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # cosine: down to 0 over the run; exponential: times lr_decay every epoch
+    lr_decay: float = 0.99
     momentum: float = 0.9
     weight_decay: float = 0.0
     epochs: int = 10
@@ -54,13 +57,14 @@ class TrainConfig:
 
     def __post_init__(self):
         for name, allowed in (("data", DATA_SETS), ("preset", tuple(PRESETS)), ("loss", LOSSES),
-                              ("optimizer", OPTIMIZERS), ("device", DEVICES)):
+                              ("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES), ("device", DEVICES)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(name, f"must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
         _number(self, "lr", low=0, low_included=False)
         _number(self, "margin", low=0, low_included=False)
         _number(self, "temperature", low=0, low_included=False)
         _number(self, "weight_decay", low=0)
+        _number(self, "lr_decay", low=0, low_included=False)
         _number(self, "momentum", low=0, high=1)
         for name, low in (("epochs", 1), ("steps_per_epoch", 1), ("batch", 1), ("val_way", 2), ("val_episodes", 1),
                           ("seed", 0)):

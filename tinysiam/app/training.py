@@ -48,6 +48,15 @@ def make_optimizer(config, model):
     return optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
+def make_schedule(config, optimizer):
+    """The learning-rate schedule, stepped after every optimizer step (None: a constant rate)."""
+    if config.lr_schedule == "cosine":
+        return optim.CosineLR(optimizer, total=config.epochs * config.steps_per_epoch)
+    if config.lr_schedule == "exponential":
+        return optim.StepLR(optimizer, step_size=config.steps_per_epoch, gamma=config.lr_decay)
+    return None
+
+
 class Trainer:
     """Trains on ``train`` and validates on ``val`` (LabelledImages) into ``run`` (an open RunFolder)."""
 
@@ -60,6 +69,7 @@ class Trainer:
         self.rng = np.random.default_rng(config.seed)  # the one stream of batches and augmentations
         self.model = SiameseModel(config, rng=self.rng).to(config.device)
         self.optimizer = make_optimizer(config, self.model)
+        self.schedule = make_schedule(config, self.optimizer)
         self.objective = make_objective(config, train.labels, self.rng)
         self.history, self.changes, self.best_accuracy = [], [], -math.inf
         self.epoch, self.step = 0, 0  # where the next step is: epoch (from 0) and step within it
@@ -87,10 +97,11 @@ class Trainer:
         self.rng.bit_generator.state = meta["rng"]
         for name, (old, new) in (changes or {}).items():
             self.changes.append({"epoch": self.epoch + 1, "step": self.step, "option": name, "from": old, "to": new})
-            if name == "lr":  # the optimizer restored the saved rate: scale every group to the new one
+            if name == "lr":  # the optimizer restored the saved rate; its initial_lr is already the new one
                 for group in self.optimizer.param_groups:
                     group["lr"] *= new / old
-                    group["initial_lr"] *= new / old
+        if self.schedule is not None:  # the rate at this step, from the (possibly new) lr and epochs
+            self.schedule.load_state_dict({"t": self.epoch * self.config.steps_per_epoch + self.step})
         self.run.write_history(self.history)  # repairs a history file left behind by a crash
 
     # ----- one step -------------------------------------------------------------------
@@ -113,6 +124,8 @@ class Trainer:
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
+        if self.schedule is not None:
+            self.schedule.step()
         return value
 
     def validate(self):
