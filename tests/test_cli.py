@@ -55,7 +55,7 @@ def test_train_refuses_to_overwrite_then_resumes(tmp_path, capsys):
 
 @pytest.mark.parametrize("loss", LOSSES)
 def test_every_loss_trains_from_the_command_line(loss, tmp_path):
-    extra = ["--augment"] if loss == "nt-xent" else []
+    extra = {"nt-xent": ["--augment"], "relation": ["--preset", "relation28", "--batch", "20"]}.get(loss, [])
     assert main(["train", "--out", str(tmp_path), "--loss", loss, "--epochs", "1", "--steps-per-epoch", "3",
                  "--quiet", "--no-plots"] + extra) == 0
     from tinysiam.serialization import read_checkpoint_meta

@@ -1,8 +1,9 @@
 """The Trainer used directly: every loss learns, a stopped run resumes bit for bit, a bad loss moves no weight."""
 import numpy as np
+import tinysiam as ts
 import pytest
 
-from tinysiam.app.config import LOSSES, TrainConfig
+from tinysiam.app.config import LOSSES, OPTIMIZERS, TrainConfig
 from tinysiam.app.objectives import OBJECTIVES
 from tinysiam.app.runs import RunFolder
 from tinysiam.app.training import NonFiniteLoss, Trainer, TrainingInterrupted
@@ -11,21 +12,29 @@ from tinysiam.data import LabelledImages
 pytest.importorskip("tqdm")
 
 
-def bars(n_per_class=24, seed=0):
-    """Six classes of noisy 8x8 images, each with a faint bar on its own row: easy once learned, not before."""
+def bars(n_per_class=24, seed=0, size=8):
+    """Six classes of noisy size x size images, each with a faint bar on its own rows: easy once learned, not before."""
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(6), n_per_class)
-    images = rng.normal(0, 0.5, (len(labels), 1, 8, 8)).astype(np.float32)
+    images = rng.normal(0, 0.5, (len(labels), 1, size, size)).astype(np.float32)
+    unit = size // 8
     for c in range(6):
-        images[labels == c, 0, c + 1, 1:7] += 1.0
+        images[labels == c, 0, (c + 1) * unit:(c + 2) * unit, unit:7 * unit] += 1.0
     data = LabelledImages(images, labels, [f"bar{c}" for c in range(6)])
     return data.split_items(0.75, seed)
 
 
 def config(**settings):
-    """A small run; nt-xent's two views are two augmentations, so it augments."""
-    return TrainConfig(**{"preset": "digits", "epochs": 2, "steps_per_epoch": 6, "batch": 16, "val_way": 6,
-                          "val_episodes": 50, "augment": settings.get("loss") == "nt-xent", **settings})
+    """A small run; nt-xent's two views are two augmentations, so it augments; relation needs feature maps."""
+    relation = settings.get("loss") == "relation"
+    return TrainConfig(**{"preset": "relation28" if relation else "digits", "epochs": 2, "steps_per_epoch": 6,
+                          "batch": 16, "val_way": 6, "val_episodes": 50, "augment": settings.get("loss") == "nt-xent",
+                          **settings})
+
+
+def data_for(loss):
+    """The bars at the size the loss's preset takes."""
+    return bars(size=28 if loss == "relation" else 8)
 
 
 def test_every_loss_has_an_objective():
@@ -39,7 +48,7 @@ def test_every_loss_trains(loss, tmp_path):
 
     (The contrastive and energy losses fall too, but their unnormalised embeddings first shrink towards the
     margin: at this scale they need more steps than this to separate the classes. NT-Xent uses no labels.)"""
-    train, val = bars()
+    train, val = data_for(loss)
     with RunFolder(tmp_path).open("new") as run:
         trainer = Trainer(config(loss=loss, epochs=4, steps_per_epoch=25, batch=32), train, val, run, progress=False)
         before = trainer.validate()
@@ -75,10 +84,14 @@ def saved_arrays(folder):
     return {k: v for k, v in arrays.items() if k != "meta"}
 
 
-@pytest.mark.parametrize("optimizer, schedule", [("sgd", "cosine"), ("adam", "exponential"), ("adam", "constant")])
+SCHEDULES = ("constant", "cosine", "exponential")
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
 @pytest.mark.parametrize("loss", LOSSES)
-def test_a_run_stopped_at_any_step_resumes_to_the_same_weights(loss, optimizer, schedule, tmp_path):
-    train, val = bars()
+def test_a_run_stopped_at_any_step_resumes_to_the_same_weights(loss, optimizer, tmp_path):
+    schedule = SCHEDULES[(LOSSES.index(loss) + OPTIMIZERS.index(optimizer)) % 3]  # each schedule with each optimizer
+    train, val = data_for(loss)
     cfg = config(loss=loss, optimizer=optimizer, lr_schedule=schedule, lr_decay=0.5)
     straight = run_to_the_end(cfg, train, val, tmp_path / "straight")
     stop_at = int(np.random.default_rng(sum(map(ord, loss + optimizer + schedule))).integers(1, 12))  # of 12 steps
@@ -165,3 +178,37 @@ def test_schedules_set_the_rate_of_every_step(tmp_path):
         trainer.train_step = recording_step
         trainer.fit()
     np.testing.assert_allclose(rates, [0.01] * 6 + [0.005] * 6)
+
+
+def test_the_relation_network_scores_every_query_against_every_class(tmp_path):
+    """An episode's pairs: each query meets each class once, and the target is 1 for its own class."""
+    from tinysiam.app.objectives import RelationObjective
+
+    train, val = bars()
+    cfg = config(loss="relation", batch=12, way=3, shot=1)  # 3 queries per class
+    seen = {}
+
+    class Recorder:
+        def tower(self, x):
+            seen["images"] = x.shape[0]
+            return ts.Tensor(np.arange(x.shape[0], dtype=np.float32).reshape(-1, 1, 1, 1))
+
+        def head(self, query_maps, class_maps):
+            seen["pairs"] = np.c_[query_maps.numpy().ravel(), class_maps.numpy().ravel()]
+            return ts.Tensor(np.zeros(len(seen["pairs"]), np.float32), requires_grad=True)
+
+    objective = RelationObjective(cfg, train.labels, np.random.default_rng(0))
+    loss = objective.loss(Recorder(), lambda index: ts.Tensor(np.zeros((len(index), 1, 28, 28), np.float32)))
+    assert seen["images"] == 12 and len(seen["pairs"]) == 9 * 3
+    query, class_sum = seen["pairs"].T  # supports are images 0, 1, 2 (one shot each); queries 3..11, by class
+    np.testing.assert_array_equal(query, np.repeat(np.arange(3, 12), 3))
+    np.testing.assert_array_equal(class_sum, np.tile([0, 1, 2], 9))
+    assert loss.item() == pytest.approx(3 / 9)  # all scores 0: the 9 true pairs of 27 miss by 1
+
+
+def test_relation_episodes_need_enough_images_per_class(tmp_path):
+    from tinysiam.app.errors import UserError
+
+    train, val = bars()
+    with RunFolder(tmp_path).open("new") as run, pytest.raises(UserError, match="needs 6 classes with 30 images"):
+        Trainer(config(loss="relation", batch=180, way=6, shot=2), train, val, run)

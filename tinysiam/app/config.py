@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from ..data.splits import DATA_SETS
 from ..engine.backend import DEVICES
-from .presets import PRESETS
+from .presets import FEATURE_MAP_PRESETS, PRESETS
 
-LOSSES = ("contrastive", "contrastive-linear", "chopra", "triplet", "koch", "nt-xent")
+LOSSES = ("contrastive", "contrastive-linear", "chopra", "triplet", "koch", "nt-xent", "relation")
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 # the distance trained embeddings are compared with: the one their loss shaped (L2 for the others)
@@ -46,7 +46,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     epochs: int = 10
     steps_per_epoch: int = 100
-    batch: int = 64  # pairs per step; images per step for the triplet loss
+    batch: int = 64  # pairs per step; images per step for triplet, nt-xent and relation
+    way: int = 5  # relation: classes per training episode
+    shot: int = 1  # relation: support images per class (the other batch // way - shot are queries)
     margin: float = 1.0  # of the contrastive and triplet losses; Q, the energy scale, of Chopra's
     temperature: float = 0.5  # of NT-Xent
     augment: bool = False
@@ -67,7 +69,7 @@ class TrainConfig:
         _number(self, "lr_decay", low=0, low_included=False)
         _number(self, "momentum", low=0, high=1)
         for name, low in (("epochs", 1), ("steps_per_epoch", 1), ("batch", 1), ("val_way", 2), ("val_episodes", 1),
-                          ("seed", 0)):
+                          ("seed", 0), ("way", 2), ("shot", 1)):
             _integer(self, name, low)
         if self.batch > MAX_BATCH:
             raise ConfigError("batch", f"must be at most {MAX_BATCH}, got {self.batch}")
@@ -75,6 +77,13 @@ class TrainConfig:
             raise ConfigError("batch", f"must be at least 8 for the triplet loss (2 classes x 4 images), got {self.batch}")
         if not isinstance(self.augment, bool):
             raise ConfigError("augment", f"must be True or False, got {self.augment!r}")
+        if self.loss == "relation" and self.batch // self.way - self.shot < 1:
+            raise ConfigError("batch", f"must hold way x (shot + at least one query) = {self.way * (self.shot + 1)} "
+                              f"images for the relation loss, got {self.batch}")
+        if (self.loss == "relation") != (self.preset in FEATURE_MAP_PRESETS):
+            raise ConfigError("preset", f"{self.preset!r} does not fit the {self.loss} loss: the relation loss needs "
+                              f"a tower that keeps feature maps ({', '.join(FEATURE_MAP_PRESETS)}), the others a "
+                              "flat embedding")
         if self.loss == "nt-xent" and not self.augment:
             raise ConfigError("augment", "is needed by the nt-xent loss: its two views of an image are two augmentations")
 

@@ -6,13 +6,14 @@ from ..engine import backend
 from ..engine.tensor import Tensor, no_grad
 from ..serialization import load_checkpoint, read_checkpoint_meta
 from ..siamese.distances import distance_op, pairwise_distances
-from ..siamese.networks import KochHead, TwinNetwork
+from ..siamese.networks import KochHead, RelationModule, TwinNetwork
 from .config import TrainConfig
 from .presets import get_preset
 
 
 class SiameseModel(nn.Module):
-    """A preset's tower, plus Koch's head when the loss is "koch".
+    """A preset's tower, plus a head that scores pairs: Koch's for the "koch" loss, a relation module
+    (Sung et al. 2018) on the tower's feature maps for "relation".
 
     Without a head, embeddings are compared by ``metric``, the distance the loss trained them for.
     """
@@ -22,7 +23,8 @@ class SiameseModel(nn.Module):
         self.metric = config.metric
         preset = get_preset(config.preset)
         self.tower = preset.build(rng)
-        self.head = KochHead(preset.embedding_size, rng=rng) if config.loss == "koch" else None
+        heads = {"koch": KochHead, "relation": RelationModule}
+        self.head = heads[config.loss](preset.embedding_size, rng=rng) if config.loss in heads else None
         self.twin = TwinNetwork(self.tower, head=self.head)
 
     def embed(self, images, batch_size=256):
@@ -56,7 +58,8 @@ class SiameseModel(nn.Module):
         if self.head is None:
             return -backend.to_numpy(pairwise_distances(queries, supports, self.metric))
         xp = backend.xp_of(queries)
-        scores = self.score_embeddings(xp.repeat(queries, len(supports), axis=0), xp.tile(supports, (len(queries), 1)))
+        every_support = xp.concatenate([supports] * len(queries))  # query i meets support j at row i * n + j
+        scores = self.score_embeddings(xp.repeat(queries, len(supports), axis=0), every_support)
         return scores.reshape(len(queries), len(supports))
 
     def similarity(self, queries, supports):

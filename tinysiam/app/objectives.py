@@ -10,8 +10,9 @@ from ..engine.tensor import Tensor
 from ..engine.ops import concatenate
 from ..siamese.distances import l1_distance, l2_distance
 from ..siamese.losses import (bce_with_logits, chopra_energy_loss, contrastive_linear_loss, contrastive_loss,
-                              nt_xent_loss, triplet_loss)
+                              mse_loss, nt_xent_loss, triplet_loss)
 from ..siamese.mining import PairSampler, batch_hard_triplets
+from .errors import UserError
 
 
 class PairObjective:
@@ -49,8 +50,8 @@ class BatchHardTripletObjective:
         classes, counts = np.unique(labels, return_counts=True)
         self.eligible = classes[counts >= self.per_class]
         if len(self.eligible) < 2:
-            raise ValueError(f"the triplet loss needs at least 2 classes with {self.per_class} images; "
-                             f"the training set has {len(self.eligible)}")
+            raise UserError(f"--loss triplet needs at least 2 classes with {self.per_class} images; "
+                            f"the training set has {len(self.eligible)}")
 
     def loss(self, model, batch):
         index = self.class_balanced_batch()
@@ -73,7 +74,7 @@ class NTXentObjective:
     def __init__(self, config, labels, rng):
         self.config, self.rng, self.n = config, rng, len(labels)
         if config.batch > self.n:
-            raise ValueError(f"batch ({config.batch}) is larger than the training set ({self.n} images)")
+            raise UserError(f"--batch {config.batch} is larger than the training set ({self.n} images)")
 
     def loss(self, model, batch):
         index = self.rng.choice(self.n, size=self.config.batch, replace=False)
@@ -82,8 +83,38 @@ class NTXentObjective:
         return nt_xent_loss(views[:n], views[n:], temperature=self.config.temperature)
 
 
+class RelationObjective:
+    """Sung et al. 2018: an N-way K-shot episode per step. The relation module scores every query against
+    every class (the sum of its K support feature maps); MSE pulls the score to 1 for the query's class, 0 else."""
+
+    def __init__(self, config, labels, rng):
+        self.config, self.labels, self.rng = config, labels, rng
+        self.way, self.shot = config.way, config.shot
+        self.queries = config.batch // config.way - config.shot
+        classes, counts = np.unique(labels, return_counts=True)
+        self.eligible = classes[counts >= self.shot + self.queries]
+        if len(self.eligible) < self.way:
+            raise UserError(f"--way {self.way} --shot {self.shot} with {self.queries} queries per class (--batch "
+                            f"{config.batch}) needs {self.way} classes with {self.shot + self.queries} images; "
+                            f"the training set has {len(self.eligible)}")
+
+    def loss(self, model, batch):
+        way, shot, queries = self.way, self.shot, self.queries
+        classes = self.rng.choice(self.eligible, size=way, replace=False)
+        picks = np.stack([self.rng.choice(np.flatnonzero(self.labels == c), size=shot + queries, replace=False)
+                          for c in classes])  # (way, shot + queries)
+        features = model.tower(batch(np.concatenate([picks[:, :shot].ravel(), picks[:, shot:].ravel()])))
+        classes_maps = features[:way * shot].reshape(way, shot, *features.shape[1:]).sum(axis=1)
+        query_maps = features[way * shot:]  # (way * queries, C, H, W), grouped by class
+        n = way * queries
+        query_of, class_of = np.repeat(np.arange(n), way), np.tile(np.arange(way), n)  # every (query, class) pair
+        scores = model.head(query_maps[query_of], classes_maps[class_of])
+        return mse_loss(scores, (query_of // queries == class_of).astype(np.float32))  # 1 for the query's class
+
+
 OBJECTIVES = {"contrastive": PairObjective, "contrastive-linear": PairObjective, "chopra": PairObjective,
-              "koch": PairObjective, "triplet": BatchHardTripletObjective, "nt-xent": NTXentObjective}
+              "koch": PairObjective, "triplet": BatchHardTripletObjective, "nt-xent": NTXentObjective,
+              "relation": RelationObjective}
 
 
 def make_objective(config, labels, rng):

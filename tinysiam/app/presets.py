@@ -45,6 +45,15 @@ def _mini(rng):
                          nn.Flatten(), nn.Linear(64 * 5 * 5, 128, rng=rng))
 
 
+def _relation28(rng):
+    # Sung et al. 2018's Omniglot embedding: 28x28 -> 26 -> 13 -> 11 -> 5, then two blocks that keep 5x5
+    conv = dict(rng=rng)
+    return nn.Sequential(nn.Conv2d(1, 64, 3, **conv), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(64, 64, 3, **conv), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(64, 64, 3, padding=1, **conv), nn.BatchNorm2d(64), nn.ReLU(),
+                         nn.Conv2d(64, 64, 3, padding=1, **conv), nn.BatchNorm2d(64), nn.ReLU())
+
+
 def _koch(rng):
     # Koch et al. 2015: 105x105 -> 96 -> 48 -> 42 -> 21 -> 18 -> 9 -> 6, 4096-d sigmoid features
     init = dict(init="koch", rng=rng)
@@ -61,13 +70,17 @@ PRESETS = {
     "omniglot28": Preset("omniglot28", (28, 28), 64, "4 conv blocks of 64 channels at 28x28, 64-d (CPU-sized)"),
     "faces": Preset("faces", (56, 46), 128, "4 conv blocks of 64 channels at 56x46, 128-d (AT&T faces)"),
     "koch": Preset("koch", (105, 105), 4096, "Koch et al. 2015 at 105x105, 4096-d sigmoid features"),
+    "relation28": Preset("relation28", (28, 28), 64, "Sung et al. 2018's embedding at 28x28: 64 feature maps of 5x5 "
+                         "(for --loss relation; embedding_size counts channels)"),
 }
+FEATURE_MAP_PRESETS = ("relation28",)  # towers that output (N, C, H, W) feature maps, for a relation module
 _BUILDERS = {
     "digits": _digits,
     "mini": _mini,
     "omniglot28": lambda rng: _four_blocks(rng, 64 * 1 * 1, 64),  # 28 -> 14 -> 7 -> 3 -> 1
     "faces": lambda rng: _four_blocks(rng, 64 * 3 * 2, 128),  # 56x46 -> 28x23 -> 14x11 -> 7x5 -> 3x2
     "koch": _koch,
+    "relation28": _relation28,
 }
 
 
