@@ -173,22 +173,28 @@ class Mean(Function):
 
 
 class Max(Function):
-    """Maximum over axes; tied maxima share the gradient equally."""
+    """Maximum over axes. A tie sends the whole gradient to the FIRST maximum
+    (row-major order over the reduced axes), the rule max-pooling follows too."""
 
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, x):
-        self.axes = _normalize_axis(self.axis, x.ndim)
-        top = x.max(axis=self.axes, keepdims=True)
-        self.winners = x == top
-        return top if self.keepdims else top.squeeze(self.axes)
+        axes = _normalize_axis(self.axis, x.ndim)
+        kept = [a for a in range(x.ndim) if a not in axes]
+        self.order = kept + list(axes)  # move the reduced axes last and flatten them: one row per output
+        self.moved_shape = tuple(x.shape[a] for a in self.order)
+        rows = x.transpose(self.order).reshape(self.moved_shape[:len(kept)] + (-1,))
+        self.first = rows.argmax(axis=-1)  # argmax finds the first maximum of each row
+        top = rows.max(axis=-1)
+        return top.reshape([1 if a in axes else n for a, n in enumerate(x.shape)]) if self.keepdims else top
 
-    def backward(self, g):  # d(max x)/dx_i = 1 where x_i is the maximum (1/k for a k-way tie)
-        if not self.keepdims:
-            g = xp_of(g).expand_dims(g, self.axes)
-        share = self.winners / self.winners.sum(axis=self.axes, keepdims=True)
-        return g * share.astype(g.dtype)
+    def backward(self, g):  # d(max x)/dx_i = 1 at the first maximum, 0 elsewhere
+        xp = xp_of(g)
+        row_length = int(np.prod(self.moved_shape[self.first.ndim:]))
+        winners = xp.arange(row_length) == xp.expand_dims(self.first, -1)  # one True per row
+        grad_rows = winners * g.reshape(self.first.shape + (1,))
+        return grad_rows.reshape(self.moved_shape).transpose(np.argsort(self.order))
 
 
 # ----- shape ----------------------------------------------------------------------
