@@ -4,7 +4,7 @@ Each entry's name starts with the op's name, lower case, as in ``ops.py``.
 """
 import numpy as np
 
-from ...engine import ops
+from ...engine import ops, textbook
 from ...engine.conv import conv2d, max_pool2d
 from . import Check
 
@@ -91,4 +91,8 @@ def checks(rng):
            n((1, 2, 5, 6)), n((2, 2, 2, 3))),
         op("max_pool2d 2x2", lambda x: max_pool2d(x, 2), distinct(rng, (2, 3, 6, 5))),
         op("max_pool2d 3x3 stride 2", lambda x: max_pool2d(x, 3, 2), distinct(rng, (2, 2, 7, 7))),
+        op("textbook conv2d stride (2,1) pad (1,2)", lambda x, w, b: textbook.conv2d(x, w, b, (2, 1), (1, 2)),
+           n((2, 2, 5, 4)), n((3, 2, 3, 2)), n(3)),
+        op("textbook max_pool2d 3x2 stride (1,2)", lambda x: textbook.max_pool2d(x, (3, 2), (1, 2)),
+           distinct(rng, (2, 2, 5, 6))),
     ]
