@@ -46,6 +46,14 @@ def observing(observer):
         _observers.remove(observer)
 
 
+class _ElementCount(int):
+    """``Tensor.size``: the number of elements, as in NumPy. Called like PyTorch's ``t.size()``, it says what to write."""
+
+    def __call__(self, *dim):
+        raise TypeError("Tensor.size is the number of elements, as in NumPy, not a method: for PyTorch's "
+                        "t.size() write t.shape, for t.size(d) write t.shape[d]")
+
+
 def _as_array(data, dtype, device):
     """Turn ``data`` into an array on ``device``; Python floats and lists become float32."""
     if isinstance(data, Tensor):
@@ -84,7 +92,7 @@ class Tensor:
 
     @property
     def size(self):
-        return self.data.size
+        return _ElementCount(self.data.size)
 
     @property
     def dtype(self):
@@ -109,6 +117,15 @@ class Tensor:
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         return self.data.reshape(()).item()
+
+    def __float__(self):  # float(loss)
+        return float(self.item())
+
+    def __bool__(self):  # if loss < best: ...
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous: test "
+                             "t.numpy().any() or t.numpy().all()")
+        return bool(self.item())
 
     def detach(self):
         """The same values, cut from the graph."""

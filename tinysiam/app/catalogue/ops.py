@@ -58,6 +58,7 @@ def checks(rng):
         op("max all keepdims", lambda a: a.max(keepdims=True), distinct(rng, (2, 3))),
         op("reshape (2,3,4)->(4,6)", lambda a: a.reshape(4, 6), n((2, 3, 4))),
         op("reshape -1", lambda a: a.reshape(-1, 2), n((3, 2, 2))),
+        op("reshape by squeeze axis=(0,2)", lambda a: a.squeeze((0, 2)), n((1, 3, 1, 2))),
         op("transpose (2,0,1)", lambda a: a.transpose(2, 0, 1), n((2, 3, 4))),
         op("transpose (-1,0,1)", lambda a: a.transpose(-1, 0, 1), n((2, 3, 4))),
         op("transpose .T", lambda a: a.T, n((3, 5))),
