@@ -105,6 +105,20 @@ def test_trace_prints_each_backward_call_in_order_with_shapes_and_norms():
     assert out.getvalue().splitlines() == expected
 
 
+def test_trace_with_values_prints_the_gradients_themselves():
+    a = ts.Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    out = io.StringIO()
+    with trace(out, values=True):
+        (a * np.array([3.0, 0.5])).sum().backward()
+    assert out.getvalue().splitlines() == [
+        "  1 Sum.backward: grad 1.0000 -> [1.0000, 1.0000]",
+        "  2 Mul.backward: grad [1.0000, 1.0000] -> [3.0000, 0.5000], [1.0000, -2.0000]"]
+    out = io.StringIO()
+    with trace(out, values=True):  # a matrix stays on one line
+        ts.Tensor(np.zeros((2, 2)), requires_grad=True).sum().backward()
+    assert out.getvalue() == "  1 Sum.backward: grad 1.0000 -> [[1.0000, 1.0000], [1.0000, 1.0000]]\n"
+
+
 def test_trace_says_none_for_an_input_that_needs_no_gradient(capsys):
     image = ts.Tensor(np.ones((1, 1, 3, 3)))
     kernel = ts.Tensor(np.ones((1, 1, 2, 2)), requires_grad=True)

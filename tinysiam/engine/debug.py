@@ -6,7 +6,8 @@
   it with the ``graphviz`` package (``pip install tinysiam[graph]``, plus
   Graphviz's ``dot`` program); the DOT text itself needs nothing.
 * ``with trace():`` prints every backward call in the order ``backward()``
-  makes it: the op, the gradient arriving from above, the gradients it returns.
+  makes it: the op, the gradient arriving from above, the gradients it returns
+  (shapes and norms, or with ``values=True`` the numbers themselves).
 * ``with detect_anomaly():`` raises ``FloatingPointError`` at the first op
   whose forward or backward pass makes a NaN or an infinity, naming the op and
   the shapes of its inputs.
@@ -17,7 +18,9 @@ import contextlib
 import sys
 from pathlib import Path
 
-from .backend import xp_of
+import numpy as np
+
+from .backend import to_numpy, xp_of
 from .tensor import observing
 
 
@@ -90,29 +93,40 @@ def render(output, path, names=None):
 
 
 # ----- trace: every backward call as it happens -----------------------------------------
+def _shape_and_norm(array):
+    return f"{array.shape} norm {_norm(array):.6g}"
+
+
+def _values(array):  # on one line, 4 decimals ("+ 0.0" turns -0.0 into 0.0)
+    text = np.array2string(to_numpy(array), separator=", ", max_line_width=10**9,
+                           formatter={"float_kind": lambda v: f"{v + 0.0:.4f}"})
+    return text.replace("\n", "")
+
+
 class _Trace:
-    def __init__(self, file):
-        self.file, self.calls = file, 0
+    def __init__(self, file, describe):
+        self.file, self.describe, self.calls = file, describe, 0
 
     def forward(self, fn, inputs, output):
         pass
 
     def backward(self, fn, grad_output, input_grads):
         self.calls += 1
-        returned = ", ".join("none" if g is None else f"{g.shape} norm {_norm(g):.6g}" for g in input_grads)
-        print(f"{self.calls:3d} {type(fn).__name__}.backward: grad {grad_output.shape} norm "
-              f"{_norm(grad_output):.6g} -> {returned}", file=self.file)
+        returned = ", ".join("none" if g is None else self.describe(g) for g in input_grads)
+        print(f"{self.calls:3d} {type(fn).__name__}.backward: grad {self.describe(grad_output)} -> {returned}",
+              file=self.file)
 
 
 @contextlib.contextmanager
-def trace(file=None):
+def trace(file=None, values=False):
     """Print each backward call made inside this block (to ``file``, default standard output).
 
-    One line per call: its number, the op, the shape and norm of the gradient
-    arriving from above, and the shape and norm of the gradient it returns for
-    each input ("none" where an input needs none).
+    One line per call: its number, the op, the gradient arriving from above,
+    and the gradient it returns for each input ("none" where an input needs
+    none). Each gradient is shown by its shape and norm, or, with
+    ``values=True``, by its values (4 decimals), to follow a small example by hand.
     """
-    with observing(_Trace(file or sys.stdout)):
+    with observing(_Trace(file or sys.stdout, _values if values else _shape_and_norm)):
         yield
 
 
