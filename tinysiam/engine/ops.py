@@ -175,8 +175,8 @@ class Mean(Function):
 
 
 class Max(Function):
-    """Maximum over axes. A tie sends the whole gradient to the FIRST maximum
-    (row-major order over the reduced axes), the rule max-pooling follows too."""
+    """Maximum over axes. A tie sends the whole gradient to the FIRST maximum (row-major order
+    over the reduced axes), the rule max-pooling follows too.  (docs/derivations.md#sum-mean-and-max)"""
 
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims

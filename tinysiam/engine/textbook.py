@@ -45,7 +45,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
 
     out[n, o, p, q] = bias[o] + sum over c, i, j of weight[o, c, i, j] * x[n, c, p*sh + i, q*sw + j].
     For one kernel offset (i, j) the inner sum over channels is a matrix
-    product, so the output is a sum of KH*KW matrix products.
+    product, so the output is a sum of KH*KW matrix products.  (docs/derivations.md#convolution)
     """
     stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
     if padding != (0, 0):
@@ -66,6 +66,7 @@ def max_pool2d(x, kernel_size=2, stride=None):
     The KH*KW offsets of every window are stacked on a last axis, in row-major
     order, and ``max`` reduces it; its gradient goes to the first maximum, so
     a tie in a window sends the gradient to the first of its maxima, as in conv.py.
+    (docs/derivations.md#max-pooling)
     """
     kernel = _pair(kernel_size, "kernel_size")
     stride = kernel if stride is None else _pair(stride, "stride")
