@@ -1,4 +1,5 @@
-"""Shared fixtures: where the real data sets live, and which devices to test on."""
+"""Shared fixtures: where the real data sets live, which devices to test on, which optional packages are here."""
+import importlib.util
 import os
 from pathlib import Path
 
@@ -36,3 +37,14 @@ def device(request):
 def on(device, *arrays):
     """The arrays moved to ``device``."""
     return [to_device(a, device) for a in arrays]
+
+
+def _needs(module, package, extra):
+    """Skip a test where the optional ``module`` is not installed, saying which extra installs it."""
+    return pytest.mark.skipif(importlib.util.find_spec(module) is None,
+                              reason=f"needs {package} (pip install -e '.[{extra}]')")
+
+
+needs_pillow = _needs("PIL", "Pillow", "data")
+needs_sklearn = _needs("sklearn", "scikit-learn", "data")
+needs_matplotlib = _needs("matplotlib", "matplotlib", "plot")

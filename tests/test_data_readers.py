@@ -8,9 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import needs_pillow, needs_sklearn
 from tinysiam.data import LabelledImages, load_att_faces, load_digits, load_mnist, load_omniglot
-
-Image = pytest.importorskip("PIL.Image")
 
 
 def make_zip(path, files):
@@ -28,6 +27,8 @@ def write_folder(root, files):
 
 
 def image_bytes(pixels, format="PNG"):
+    from PIL import Image
+
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(buffer, format=format)
     return buffer.getvalue()
@@ -40,6 +41,7 @@ def omniglot_listing(path):
 
 
 # ----- Omniglot ----------------------------------------------------------------------------------
+@needs_pillow
 def test_omniglot_small1_matches_the_archive_listing(data_root):
     path = data_root / "omniglot" / "images_background_small1.zip"
     listing = omniglot_listing(path)
@@ -54,6 +56,7 @@ def test_omniglot_small1_matches_the_archive_listing(data_root):
     assert data.images.mean() < 0.2  # ink is 1.0 on a 0.0 background, and most of a page is background
 
 
+@needs_pillow
 def test_omniglot_small1_and_small2_share_greek_and_latin_once(data_root):
     paths = [data_root / "omniglot" / f"images_background_small{k}.zip" for k in (1, 2)]
     listings = [omniglot_listing(p) for p in paths]
@@ -70,6 +73,7 @@ def test_omniglot_small1_and_small2_share_greek_and_latin_once(data_root):
     assert (np.bincount(both.labels, minlength=len(both.class_names))[greek] == 20).all()  # not 40: deduplicated
 
 
+@needs_pillow
 def test_omniglot_zip_and_folder_give_the_same_images_inverted(tmp_path):
     ink = np.full((6, 5), 255)
     ink[2, 3] = 0
@@ -88,6 +92,7 @@ def test_omniglot_zip_and_folder_give_the_same_images_inverted(tmp_path):
         np.testing.assert_array_equal(got.labels, [0, 1, 2])
 
 
+@needs_pillow
 def test_omniglot_resize_keeps_the_ink_where_it_was(tmp_path):
     ink = np.full((40, 40), 255)
     ink[:20, :20] = 0  # top-left quarter inked
@@ -97,6 +102,7 @@ def test_omniglot_resize_keeps_the_ink_where_it_was(tmp_path):
     np.testing.assert_allclose(data.images[0, 0, 6:, 5:], 0, atol=0.02)
 
 
+@needs_pillow
 def test_omniglot_conflicting_copies_are_an_error(tmp_path):
     name = "images_background_smallK/Greek/character01/0394_01.png"
     first = make_zip(tmp_path / "a.zip", {name: image_bytes(np.zeros((4, 4)))})
@@ -107,6 +113,7 @@ def test_omniglot_conflicting_copies_are_an_error(tmp_path):
         load_omniglot([first, other])
 
 
+@needs_pillow
 def test_omniglot_bad_input(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.zip"):
         load_omniglot(tmp_path / "missing.zip")
@@ -137,6 +144,7 @@ def test_omniglot_bad_input(tmp_path):
 
 
 # ----- AT&T faces --------------------------------------------------------------------------------
+@needs_pillow
 def test_att_faces(data_root):
     path = data_root / "att_faces" / "att_faces.zip"
     faces = load_att_faces(path)
@@ -144,6 +152,8 @@ def test_att_faces(data_root):
     assert faces.class_names == [f"s{n}" for n in range(1, 41)]
     assert (np.bincount(faces.labels) == 10).all()
     assert 0 <= faces.images.min() and faces.images.max() <= 1 and faces.images.std() > 0.1
+    from PIL import Image
+
     with zipfile.ZipFile(path) as archive:  # s1/1.pgm is the first image, s40/10.pgm the last
         first = np.asarray(Image.open(io.BytesIO(archive.read("att_faces/s1/1.pgm"))), np.float32) / 255
         last = np.asarray(Image.open(io.BytesIO(archive.read("att_faces/s40/10.pgm"))), np.float32) / 255
@@ -154,6 +164,7 @@ def test_att_faces(data_root):
     np.testing.assert_allclose(small.images.mean(axis=(1, 2, 3)), faces.images.mean(axis=(1, 2, 3)), atol=0.01)
 
 
+@needs_pillow
 def test_att_faces_folder_and_bad_input(tmp_path):
     face = np.arange(12, dtype=np.uint8).reshape(4, 3) * 20
     files = {"att_faces/s2/1.pgm": image_bytes(face, "PPM"), "att_faces/s10/1.pgm": image_bytes(face, "PPM"),
@@ -197,6 +208,13 @@ def test_mnist_reads_gzipped_and_raw_idx_files(mnist_folder):
     np.testing.assert_array_equal(test.images[:, 0] * 255, images)
     np.testing.assert_array_equal(test.labels, labels)
     assert test.labels.dtype == np.int64 and test.class_names == [str(d) for d in range(10)]
+    train = load_mnist(folder, "train")  # the unpacked files
+    np.testing.assert_array_equal(train.images[:, 0] * 255, images[:5])
+
+
+@needs_pillow
+def test_mnist_resized(mnist_folder):
+    folder, images, labels = mnist_folder
     train = load_mnist(folder, "train", size=(14, 14))
     assert train.images.shape == (5, 1, 14, 14)
     np.testing.assert_allclose(train.images.mean(axis=(1, 2, 3)), images[:5].mean(axis=(1, 2)) / 255, atol=0.02)
@@ -231,6 +249,7 @@ def test_mnist_bad_input(mnist_folder):
 
 
 # ----- digits ------------------------------------------------------------------------------------
+@needs_sklearn
 def test_digits():
     from sklearn.datasets import load_digits as sklearn_load_digits
 

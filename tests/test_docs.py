@@ -5,15 +5,18 @@ import numpy as np
 import pytest
 
 import tinysiam as ts
+from tinysiam.engine import conv
+from tinysiam.nn.batchnorm import BatchNormOp
 from tinysiam.siamese import distances, losses
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "derivations.md").read_text()
 
 
-def run(fn, *arrays):
+def run(fn, *arrays, upstream=None):
+    """fn's value and its inputs' gradients, for the upstream gradient ``upstream`` (default: all ones)."""
     tensors = [ts.Tensor(np.array(a, dtype=float), requires_grad=True) for a in arrays]
     out = fn(*tensors)
-    out.sum().backward()
+    out.backward(np.ones(out.shape) if upstream is None else np.array(upstream, dtype=float))
     return out.numpy(), [t.grad for t in tensors]
 
 
@@ -44,3 +47,24 @@ def test_worked_examples(fn, arrays, expected):
     computed = np.concatenate([np.ravel(value)] + [g.ravel() for g in grads])
     np.testing.assert_allclose(computed[:len(expected)], expected, atol=5e-9)
     in_doc(*expected)
+
+
+image = np.arange(9.0).reshape(1, 1, 3, 3)
+
+
+@pytest.mark.parametrize("fn, arrays, upstream, expected", [
+    (lambda a, b: a + b, [np.zeros((3, 2)), [1, 2]], [[1, 2], [3, 4], [5, 6]], {1: [9, 12]}),
+    (lambda a, b: a @ b, [[[1, 2]], [[3], [4]]], None, {"value": [11], 0: [3, 4], 1: [1, 2]}),
+    (lambda x: x.max(), [[1, 3, 3]], None, {"value": [3], 0: [0, 1, 0]}),
+    (lambda x, w: conv.conv2d(x, w), [image, [[[[1, 0], [0, -1]]]]], None,
+     {"value": [-4] * 4, 0: [1, 1, 0, 1, 0, -1, 0, -1, -1], 1: [8, 12, 20, 24]}),
+    (lambda x: conv.max_pool2d(x, 2), [[[[[0, 5], [5, 5]]]]], None, {"value": [5], 0: [0, 1, 0, 0]}),
+    (lambda x, gamma, beta: BatchNormOp(0.0)(x, gamma, beta), [[[1], [2], [3]], [1], [0]], [[1], [0], [0]],
+     {"value": [-1.22474487, 0, 1.22474487], 0: [0.20412415, -0.40824829, 0.20412415], 1: [-1.22474487]}),
+])
+def test_engine_worked_examples(fn, arrays, upstream, expected):
+    value, grads = run(fn, *arrays, upstream=upstream)
+    for which, numbers in expected.items():
+        computed = value if which == "value" else grads[which]
+        np.testing.assert_allclose(np.ravel(computed), numbers, atol=5e-9)
+        in_doc(*numbers)

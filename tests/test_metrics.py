@@ -4,14 +4,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import needs_sklearn
 from tinysiam.evaluation import metrics
 
-sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
-
+@needs_sklearn
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(4, 60), levels=st.integers(2, 10), seed=st.integers(0, 999))
 def test_roc_and_auc_match_scikit_learn_with_ties(n, levels, seed):
+    from sklearn import metrics as sklearn_metrics
+
     rng = np.random.default_rng(seed)
     scores = rng.integers(0, levels, n).astype(float)  # few levels: many ties
     same = rng.integers(0, 2, n)

@@ -8,10 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from conftest import needs_pillow
 from tinysiam.evaluation.oneshot import (LakeRun, evaluate_lake_runs, ink_points, load_lake_runs, mhd_costs, mhd_scores,
-                              modified_hausdorff, pixel_scores)
-
-Image = pytest.importorskip("PIL.Image")
+                                         modified_hausdorff, pixel_scores)
 
 
 def test_modified_hausdorff_by_hand():
@@ -79,6 +78,8 @@ def test_evaluate_counts_the_best_scoring_support():
 
 # ----- the reader on archives built here -----------------------------------------------------------
 def png(value):
+    from PIL import Image
+
     buffer = io.BytesIO()
     Image.fromarray(np.full((3, 3), value, np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -106,6 +107,7 @@ def make_zip(path, files):
 
 
 @pytest.mark.parametrize("prefix", ["", "all_runs/"])
+@needs_pillow
 def test_reader_on_zip_and_folder(tmp_path, prefix):
     files = tiny_runs(prefix)
     folder = tmp_path / "folder"
@@ -121,6 +123,7 @@ def test_reader_on_zip_and_folder(tmp_path, prefix):
         assert same_grey.accuracy == 1.0  # the key and the images line up
 
 
+@needs_pillow
 def test_reader_bad_input(tmp_path):
     with pytest.raises(FileNotFoundError, match="absent.zip"):
         load_lake_runs(tmp_path / "absent.zip")
@@ -146,6 +149,7 @@ def lake_runs(data_root):
     return load_lake_runs(data_root / "omniglot" / "all_runs.zip")
 
 
+@needs_pillow
 def test_real_runs_layout(lake_runs, data_root):
     assert [r.name for r in lake_runs] == [f"run{i:02d}" for i in range(1, 21)]
     for run in lake_runs:
@@ -158,6 +162,7 @@ def test_real_runs_layout(lake_runs, data_root):
     assert query == "run07/test/item01.png" and lake_runs[6].answers[0] == int(support[-6:-4]) - 1
 
 
+@needs_pillow
 def test_mhd_baseline_reproduces_lakes_38_75_percent_error(lake_runs):
     result = evaluate_lake_runs(lake_runs, mhd_scores)
     assert round(result.accuracy * 400) == 245  # 155 of the 400 queries wrong

@@ -217,10 +217,33 @@ def test_relu_of_minus_infinity_is_zero():
     np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0, 1.0])
 
 
-def test_max_splits_the_gradient_between_ties():
+def test_max_sends_the_gradient_to_the_first_maximum():
     x = ts.Tensor(np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0], [5.0, 5.0, 5.0]]), requires_grad=True)
     x.max(axis=1).sum().backward()
-    np.testing.assert_allclose(x.grad, [[0, 0.5, 0.5], [1, 0, 0], [1 / 3, 1 / 3, 1 / 3]])
+    np.testing.assert_array_equal(x.grad, [[0, 1, 0], [1, 0, 0], [1, 0, 0]])
+    y = ts.Tensor(np.array([[1.0, 7.0], [7.0, 7.0]]), requires_grad=True)
+    y.max().backward()  # over both axes: row-major order, so (0, 1) comes before (1, 0)
+    np.testing.assert_array_equal(y.grad, [[0, 1], [0, 0]])
+
+
+@FAST
+@given(data=st.data(), shape=st.lists(sizes, min_size=1, max_size=3).map(tuple), seed=seeds, keepdims=st.booleans())
+def test_max_with_ties_follows_the_first_maximum_rule(data, shape, seed, keepdims):
+    axis = data.draw(axes(len(shape)))
+    x = np.random.default_rng(seed).integers(0, 3, shape).astype(float)  # three levels: many ties
+    t = ts.Tensor(x, requires_grad=True)
+    out = t.max(axis=axis, keepdims=keepdims)
+    upstream = np.random.default_rng(seed + 1).uniform(1, 2, out.shape)
+    out.backward(upstream)
+    reduced = ops._normalize_axis(axis, x.ndim)
+    kept_shape = [1 if a in reduced else n for a, n in enumerate(shape)]
+    upstream = upstream.reshape(kept_shape)
+    expected = np.zeros(shape)
+    for out_index in np.ndindex(*kept_shape):  # each output: its block of x, scanned row-major
+        block = tuple(slice(None) if a in reduced else i for a, i in enumerate(out_index))
+        first = np.unravel_index(np.argmax(x[block]), x[block].shape)
+        expected[block][first] = upstream[out_index]
+    np.testing.assert_array_equal(t.grad, expected)
 
 
 def test_repeated_index_gradients_add_up(device):

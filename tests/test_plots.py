@@ -2,17 +2,18 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("matplotlib")
-Image = pytest.importorskip("PIL.Image")
-
-from tinysiam.evaluation import plots  # noqa: E402
+from conftest import needs_matplotlib
+from tinysiam.evaluation import plots
 
 
 def is_png(path):
+    from PIL import Image  # matplotlib depends on Pillow
+
     with Image.open(path) as image:
         return image.format == "PNG" and image.size[0] > 50
 
 
+@needs_matplotlib
 def test_every_plot_writes_a_png(tmp_path):
     rng = np.random.default_rng(0)
     history = [{"epoch": i, "train_loss": 1 / i, "val_5way_accuracy": 0.5 + i / 10} for i in range(1, 4)]
@@ -26,6 +27,7 @@ def test_every_plot_writes_a_png(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.png", "loss.png", "one_shot.png", "roc.png"]
 
 
+@needs_matplotlib
 def test_a_failed_plot_leaves_the_old_file(tmp_path):
     path = tmp_path / "one_shot.png"
     path.write_bytes(b"old")

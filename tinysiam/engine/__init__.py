@@ -1,13 +1,17 @@
 """The engine: tensors with reverse-mode autodiff, the ops and their hand-written backward passes.
 
 Read in this order: ``tensor.py`` (Tensor, Function, backward), ``ops.py`` (one
-class per op; it also gives Tensor its operators), ``conv.py`` (convolution and
-pooling), ``gradcheck.py`` (the proof). ``backend.py`` picks NumPy or CuPy.
+class per op; it also gives Tensor its operators), ``gradcheck.py`` (the proof),
+``textbook.py`` (convolution and pooling composed from those ops, for reading),
+``conv.py`` (the same two, fast, with hand-written backward passes).
+``backend.py`` picks NumPy or CuPy; ``debug.py`` draws the graph, traces the
+backward pass and finds the first NaN.
 Nothing here knows about layers, Siamese networks or data.
 """
-from . import backend, conv, gradcheck, ops
+from . import backend, conv, debug, gradcheck, ops, textbook
 from .backend import gpu_available
+from .debug import detect_anomaly, render, to_dot, trace
 from .tensor import Function, Tensor, is_grad_enabled, no_grad
 
-__all__ = ["Function", "Tensor", "backend", "conv", "gpu_available", "gradcheck", "is_grad_enabled", "no_grad",
-           "ops"]
+__all__ = ["Function", "Tensor", "backend", "conv", "debug", "detect_anomaly", "gpu_available", "gradcheck",
+           "is_grad_enabled", "no_grad", "ops", "render", "textbook", "to_dot", "trace"]

@@ -6,6 +6,8 @@ Arrays may be NumPy or CuPy: array methods (``a.sum()``) work on both, and
 ``xp_of`` gives the module where a function (``xp.exp``) is needed.
 """
 import builtins
+import functools
+import operator
 
 import numpy as np
 
@@ -173,22 +175,28 @@ class Mean(Function):
 
 
 class Max(Function):
-    """Maximum over axes; tied maxima share the gradient equally."""
+    """Maximum over axes. A tie sends the whole gradient to the FIRST maximum (row-major order
+    over the reduced axes), the rule max-pooling follows too.  (docs/derivations.md#sum-mean-and-max)"""
 
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, x):
-        self.axes = _normalize_axis(self.axis, x.ndim)
-        top = x.max(axis=self.axes, keepdims=True)
-        self.winners = x == top
-        return top if self.keepdims else top.squeeze(self.axes)
+        axes = _normalize_axis(self.axis, x.ndim)
+        kept = [a for a in range(x.ndim) if a not in axes]
+        self.order = kept + list(axes)  # move the reduced axes last and flatten them: one row per output
+        self.moved_shape = tuple(x.shape[a] for a in self.order)
+        rows = x.transpose(self.order).reshape(self.moved_shape[:len(kept)] + (-1,))
+        self.first = rows.argmax(axis=-1)  # argmax finds the first maximum of each row
+        top = rows.max(axis=-1)
+        return top.reshape([1 if a in axes else n for a, n in enumerate(x.shape)]) if self.keepdims else top
 
-    def backward(self, g):  # d(max x)/dx_i = 1 where x_i is the maximum (1/k for a k-way tie)
-        if not self.keepdims:
-            g = xp_of(g).expand_dims(g, self.axes)
-        share = self.winners / self.winners.sum(axis=self.axes, keepdims=True)
-        return g * share.astype(g.dtype)
+    def backward(self, g):  # d(max x)/dx_i = 1 at the first maximum, 0 elsewhere
+        xp = xp_of(g)
+        row_length = int(np.prod(self.moved_shape[self.first.ndim:]))
+        winners = xp.arange(row_length) == xp.expand_dims(self.first, -1)  # one True per row
+        grad_rows = winners * g.reshape(self.first.shape + (1,))
+        return grad_rows.reshape(self.moved_shape).transpose(np.argsort(self.order))
 
 
 # ----- shape ----------------------------------------------------------------------
@@ -393,15 +401,34 @@ def matmul(a, b):
     return MatMul()(a, b)
 
 
+_NUMPY_NAMES = {"dim": "axis", "keepdim": "keepdims"}  # PyTorch's argument names -> tinysiam's (NumPy's)
+
+
+def _numpy_names(fn):
+    """``fn``, answering PyTorch's ``dim=`` and ``keepdim=`` with the names to write instead."""
+    @functools.wraps(fn)
+    def checked(*args, **kwargs):
+        pytorch = [name for name in kwargs if name in _NUMPY_NAMES]
+        if pytorch:
+            instead = " and ".join(f"{_NUMPY_NAMES[name]}= instead of {name}=" for name in pytorch)
+            raise TypeError(f"{fn.__name__}() takes NumPy's argument names: write {instead}")
+        return fn(*args, **kwargs)
+    return checked
+
+
+@_numpy_names
 def sum(x, axis=None, keepdims=False):
     return Sum(axis, keepdims)(x)
 
 
+@_numpy_names
 def mean(x, axis=None, keepdims=False):
     return Mean(axis, keepdims)(x)
 
 
+@_numpy_names
 def max(x, axis=None, keepdims=False):
+    """The maximum values only (PyTorch's ``t.max(dim)`` also returns their indices)."""
     return Max(axis, keepdims)(x)
 
 
@@ -409,14 +436,33 @@ def reshape(x, *shape):
     return Reshape(shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)(x)
 
 
+def squeeze(x, axis=None):
+    """x without its axes of length 1 (all of them, or ``axis``): a reshape."""
+    axes = [a for a, n in enumerate(x.shape) if n == 1] if axis is None else _normalize_axis(axis, x.ndim)
+    if builtins.any(x.shape[a] != 1 for a in axes):
+        raise ValueError(f"squeeze: axis {axis} of a tensor of shape {x.shape} does not have length 1")
+    return reshape(x, tuple(n for a, n in enumerate(x.shape) if a not in axes))
+
+
 def transpose(x, *axes):
-    return Transpose(axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes or None)(x)
+    """x with its axes permuted: ``axes`` is a permutation of all of them (None reverses them), as in NumPy."""
+    axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes or None
+    if axes is not None and len(axes) != x.ndim:
+        message = f"transpose{tuple(axes)}: give a permutation of all {x.ndim} axes of shape {x.shape}, as in NumPy"
+        if len(axes) == 2:  # PyTorch's transpose(a, b) swaps two axes
+            swapped = list(range(x.ndim))
+            swapped[axes[0]], swapped[axes[1]] = swapped[axes[1]], swapped[axes[0]]
+            message += f"; to swap axes {axes[0]} and {axes[1]} as PyTorch does, write transpose{tuple(swapped)}"
+        raise ValueError(message)
+    return Transpose(axes)(x)
 
 
+@_numpy_names
 def concatenate(tensors, axis=0):
     return Concatenate(axis)(*_operands("concatenate", *tensors))
 
 
+@_numpy_names
 def stack(tensors, axis=0):
     return Stack(axis)(*_operands("stack", *tensors))
 
@@ -479,14 +525,37 @@ def _swapped(fn):
     return lambda a, b: fn(b, a)
 
 
+def _comparison(compare):
+    """An element-wise comparison (``t > 0``): a boolean Tensor, outside the graph, since it has no gradient."""
+    return lambda a, b: Tensor(compare(a.data, b.data if isinstance(b, Tensor) else b))
+
+
+# What PyTorch users type that tinysiam spells the NumPy way: the error says what to write.
+PYTORCH_SPELLINGS = {
+    "view": "t.reshape(...)", "permute": "t.transpose(...)", "unsqueeze": "t[:, None] (None adds an axis)",
+    "dim": "t.ndim", "float": "t.astype('float32')", "double": "t.astype('float64')", "long": "t.astype('int64')",
+    "cpu": "t.to('cpu')", "cuda": "t.to('gpu')", "requires_grad_": "t.requires_grad = True",
+    "tolist": "t.numpy().tolist()", "pow": "t ** p", "mm": "a @ b", "matmul": "a @ b",
+}
+
+
+def _no_attribute(tensor, name):  # Tensor.__getattr__: Python calls it only for a name Tensor does not have
+    hint = f"; tinysiam spells it the NumPy way: {PYTORCH_SPELLINGS[name]}" if name in PYTORCH_SPELLINGS else ""
+    raise AttributeError(f"'Tensor' object has no attribute {name!r}{hint}")
+
+
 # The one place where Tensor gets its operators and methods: each calls the function above.
 _TENSOR_METHODS = {
     "__add__": add, "__radd__": _swapped(add), "__sub__": sub, "__rsub__": _swapped(sub),
     "__mul__": mul, "__rmul__": _swapped(mul), "__truediv__": div, "__rtruediv__": _swapped(div),
     "__matmul__": matmul, "__rmatmul__": _swapped(matmul), "__neg__": neg, "__pow__": pow,
     "__getitem__": getitem, "astype": astype, "sum": sum, "mean": mean, "max": max, "reshape": reshape,
-    "transpose": transpose, "exp": exp, "log": log, "sqrt": sqrt, "abs": abs, "__abs__": abs, "relu": relu,
-    "sigmoid": sigmoid, "tanh": tanh, "clip": clip, "maximum": maximum, "T": property(transpose),
+    "squeeze": squeeze, "transpose": transpose, "exp": exp, "log": log, "sqrt": sqrt, "abs": abs, "__abs__": abs,
+    "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "clip": clip, "maximum": maximum, "T": property(transpose),
+    "__lt__": _comparison(operator.lt), "__le__": _comparison(operator.le), "__gt__": _comparison(operator.gt),
+    "__ge__": _comparison(operator.ge), "__eq__": _comparison(operator.eq), "__ne__": _comparison(operator.ne),
+    "__hash__": object.__hash__,  # == compares values, so a tensor hashes by identity, as in PyTorch
+    "__getattr__": _no_attribute,
 }
 for _name, _method in _TENSOR_METHODS.items():
     setattr(Tensor, _name, _method)

@@ -15,6 +15,11 @@ from . import backend
 
 _grad_enabled = True
 
+# Watchers of every op (debug.py's trace and anomaly detection): objects with
+# ``forward(fn, inputs, output)`` and ``backward(fn, grad_output, input_grads)``.
+# Empty unless a debugging tool is on, so the loops over it cost nothing.
+_observers = []
+
 
 @contextlib.contextmanager
 def no_grad():
@@ -29,6 +34,24 @@ def no_grad():
 
 def is_grad_enabled():
     return _grad_enabled
+
+
+@contextlib.contextmanager
+def observing(observer):
+    """Inside this block, ``observer`` is told about every op's forward and backward call."""
+    _observers.append(observer)
+    try:
+        yield observer
+    finally:
+        _observers.remove(observer)
+
+
+class _ElementCount(int):
+    """``Tensor.size``: the number of elements, as in NumPy. Called like PyTorch's ``t.size()``, it says what to write."""
+
+    def __call__(self, *dim):
+        raise TypeError("Tensor.size is the number of elements, as in NumPy, not a method: for PyTorch's "
+                        "t.size() write t.shape, for t.size(d) write t.shape[d]")
 
 
 def _as_array(data, dtype, device):
@@ -69,7 +92,7 @@ class Tensor:
 
     @property
     def size(self):
-        return self.data.size
+        return _ElementCount(self.data.size)
 
     @property
     def dtype(self):
@@ -94,6 +117,15 @@ class Tensor:
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         return self.data.reshape(()).item()
+
+    def __float__(self):  # float(loss)
+        return float(self.item())
+
+    def __bool__(self):  # if loss < best: ...
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous: test "
+                             "t.numpy().any() or t.numpy().all()")
+        return bool(self.item())
 
     def detach(self):
         """The same values, cut from the graph."""
@@ -142,6 +174,8 @@ class Tensor:
             input_grads = fn.backward(upstream)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
+            for observer in _observers:
+                observer.backward(fn, upstream, input_grads)
             for inp, g in zip(fn.inputs, input_grads):
                 if inp.requires_grad and g is not None:
                     grads[id(inp)] = grads[id(inp)] + g if id(inp) in grads else g
@@ -187,6 +221,8 @@ class Function:
         inputs = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
         _check_same_device(type(self).__name__, inputs)
         output = Tensor(self.forward(*(x.data for x in inputs)))
+        for observer in _observers:
+            observer.forward(self, inputs, output)
         if _grad_enabled and any(x.requires_grad for x in inputs):
             output.requires_grad = True
             output.creator = self

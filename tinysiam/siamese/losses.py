@@ -5,7 +5,9 @@ Label convention everywhere: ``same = 1`` means the pair is of the same class,
 docs/derivations.md, which also derives every gradient below step by step.
 
 Every loss takes ``reduction``: "mean" (default), "sum" or "none" (one value
-per sample). At a hinge's corner, max(0, x) at x = 0, the derivative used is 0.
+per sample); "sum" and "mean" sum or average those per-sample values (for MSE,
+a sample's value is the mean over its elements: see ``mse_loss``). At a hinge's
+corner, max(0, x) at x = 0, the derivative used is 0.
 """
 import math
 import numbers
@@ -117,7 +119,7 @@ class BCEWithLogitsLoss(LossOp):
 
 
 class MSELoss(LossOp):
-    """Mean squared error per sample (Relation Network): L_i = mean_k (p_ik - t_ik)^2.
+    """Mean squared error per sample (Relation Network): L_i = mean_k (p_ik - t_ik)^2, then reduced over i.
 
     dL_i/dp = 2 (p - t) / K, dL_i/dt = -2 (p - t) / K.  (docs/derivations.md#mean-squared-error)
     """
@@ -260,6 +262,12 @@ def mse_loss(prediction, target, reduction="mean"):
 
     ``prediction`` is an (N, ...) Tensor; ``target`` a Tensor of the same shape and dtype
     (it gets a gradient if it requires one) or an array of that shape, held constant.
+
+    Each sample's loss is the mean over its K elements, as for every loss here one value
+    per sample: "none" returns those N means, "mean" their mean (the mean over all N*K
+    elements, the same as PyTorch's ``F.mse_loss``), and "sum" their sum, which is K times
+    smaller than PyTorch's ``reduction="sum"`` (a sum over all N*K elements). For K = 1,
+    one score per pair as in Relation Networks, the two agree.
     """
     if not isinstance(prediction, Tensor):
         raise TypeError(f"mse_loss: prediction must be a Tensor, got {type(prediction).__name__}")

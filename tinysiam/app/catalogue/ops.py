@@ -4,7 +4,7 @@ Each entry's name starts with the op's name, lower case, as in ``ops.py``.
 """
 import numpy as np
 
-from ...engine import ops
+from ...engine import ops, textbook
 from ...engine.conv import conv2d, max_pool2d
 from . import Check
 
@@ -58,6 +58,7 @@ def checks(rng):
         op("max all keepdims", lambda a: a.max(keepdims=True), distinct(rng, (2, 3))),
         op("reshape (2,3,4)->(4,6)", lambda a: a.reshape(4, 6), n((2, 3, 4))),
         op("reshape -1", lambda a: a.reshape(-1, 2), n((3, 2, 2))),
+        op("reshape by squeeze axis=(0,2)", lambda a: a.squeeze((0, 2)), n((1, 3, 1, 2))),
         op("transpose (2,0,1)", lambda a: a.transpose(2, 0, 1), n((2, 3, 4))),
         op("transpose (-1,0,1)", lambda a: a.transpose(-1, 0, 1), n((2, 3, 4))),
         op("transpose .T", lambda a: a.T, n((3, 5))),
@@ -91,4 +92,8 @@ def checks(rng):
            n((1, 2, 5, 6)), n((2, 2, 2, 3))),
         op("max_pool2d 2x2", lambda x: max_pool2d(x, 2), distinct(rng, (2, 3, 6, 5))),
         op("max_pool2d 3x3 stride 2", lambda x: max_pool2d(x, 3, 2), distinct(rng, (2, 2, 7, 7))),
+        op("textbook conv2d stride (2,1) pad (1,2)", lambda x, w, b: textbook.conv2d(x, w, b, (2, 1), (1, 2)),
+           n((2, 2, 5, 4)), n((3, 2, 3, 2)), n(3)),
+        op("textbook max_pool2d 3x2 stride (1,2)", lambda x: textbook.max_pool2d(x, (3, 2), (1, 2)),
+           distinct(rng, (2, 2, 5, 6))),
     ]
