@@ -1,5 +1,6 @@
 """The command line, end to end, in shortened runs."""
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -123,6 +124,19 @@ def test_interrupt_saves_the_step_and_resume_finishes_the_epoch(tmp_path, monkey
     assert main(["train", "--out", str(tmp_path), "--resume", "--quiet", "--no-plots"]) == 0
     meta = read_checkpoint_meta(tmp_path / "last.npz")
     assert meta["epoch"] == 3 and [row["epoch"] for row in meta["history"]] == [1, 2, 3]
+
+
+def test_a_diverging_run_stops_with_one_line_and_detect_anomaly_names_the_op(tmp_path, capsys):
+    args = ["train", "--out", str(tmp_path), "--lr", "1e30", "--optimizer", "sgd", "--epochs", "1",
+            "--steps-per-epoch", "20", "--quiet", "--no-plots"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NumPy's overflow warnings would make more lines
+        assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "a NaN or Inf reached the loss" in err and "--detect-anomaly" in err and err.count("\n") == 1
+    assert main(args + ["--overwrite", "--detect-anomaly"]) == 2
+    err = capsys.readouterr().err
+    assert "Conv2dOp produced Inf and NaN in its forward pass" in err and "input shapes (128, 32, 4, 4)" in err
 
 
 def test_training_options_take_their_defaults_from_the_config():

@@ -105,12 +105,12 @@ def train_to_the_end(out):
         assert process.returncode == 130 and len(statuses) < 5, err
 
 
-def stop_at_a_random_moment(out, sig, rng):
-    """Start a run, wait until it trains, send ``sig`` after a random delay; returns its exit status."""
+def stop_at_a_random_moment(out, sig, rng, seconds):
+    """Start a run, wait until it trains, send ``sig`` within its first ``seconds``; returns its exit status."""
     resume = ["--resume"] if (out / "last.npz").exists() else []
     process = tinysiam(*TRAIN, "--out", str(out), *resume)
     assert process.stdout.readline().startswith(("training", "resuming"))
-    time.sleep(rng.uniform(0, 1.5))
+    time.sleep(rng.uniform(0, seconds))
     process.send_signal(sig)
     process.communicate(timeout=300)
     return process.returncode
@@ -122,7 +122,8 @@ def test_a_stopped_or_killed_process_resumes_to_the_weights_of_a_straight_run(tm
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     assert train_to_the_end(straight) == [0]
     rng = np.random.default_rng(int(sig))
-    statuses = [stop_at_a_random_moment(stopped, sig, rng) for _ in range(2)]  # stopped twice, at random moments
+    seconds = 0.8 * sum(row["seconds"] for row in json.loads((straight / "history.json").read_text()))
+    statuses = [stop_at_a_random_moment(stopped, sig, rng, seconds) for _ in range(2)]  # twice, at random moments
     assert statuses[0] == (130 if sig == signal.SIGINT else -signal.SIGKILL)  # the run takes longer than the delay
     assert statuses[1] in (statuses[0], 0)
     train_to_the_end(stopped)

@@ -7,13 +7,17 @@ prints one line and exits with status 2 (TINYSIAM_DEBUG=1 shows the traceback);
 any other exception is a bug and keeps its traceback.
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ..data.splits import DATA_SETS, load_split
 from ..engine import backend
+from ..engine import debug as engine_debug
 from ..serialization import write_text_atomic
 from .config import LOSSES, OPTIMIZERS, ConfigError, TrainConfig, resume_config
 from .errors import UserError, blame
@@ -49,8 +53,11 @@ DEMO_SETTINGS = dict(data="digits", preset="digits", loss="triplet", epochs=6, s
 
 
 # ----- training ------------------------------------------------------------------------------------
-def train_run(given, out, mode, data_dir=None, progress=True, plots=True):
-    """Train (or resume) a run into ``out`` from the explicitly ``given`` settings; returns its results dict."""
+def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect_anomaly=False):
+    """Train (or resume) a run into ``out`` from the explicitly ``given`` settings; returns its results dict.
+
+    ``detect_anomaly`` trains inside ``tinysiam.engine.detect_anomaly()``: slower, and it names the first
+    operation that makes a NaN or an infinity."""
     from ..evaluation.held_out import check_way, evaluate_held_out, raw_pixel_accuracy
     from .model import load_model
     from .runs import RunFolder
@@ -77,7 +84,8 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True):
                 print(f"resuming with {name} = {new} (was {old})", flush=True)
         print(f"training {config.preset} with the {config.loss} loss on {config.data}: {len(train)} images of "
               f"{len(train.classes)} classes, validating on {len(val)} images of {len(val.classes)} classes", flush=True)
-        trainer.fit()
+        with engine_debug.detect_anomaly() if detect_anomaly else contextlib.nullcontext():
+            trainer.fit()
         summary = {"best_val_accuracy": trainer.best_accuracy, "checkpoint": str(run.path / "best.npz")}
         if test is not None:
             model, _ = load_model(run.path / "best.npz", device=config.device)
@@ -95,7 +103,8 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True):
 
 def cmd_train(args, given):
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
-    summary = train_run(given, args.out, mode, args.data_dir, progress=not args.quiet, plots=not args.no_plots)
+    summary = train_run(given, args.out, mode, args.data_dir, progress=not args.quiet, plots=not args.no_plots,
+                        detect_anomaly=args.detect_anomaly)
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -248,6 +257,8 @@ def build_parser():
     train.add_argument("--data-dir", help="folder with the data set's archives (default: $TINYSIAM_DATA)")
     train.add_argument("--out", required=True, help="output folder for checkpoints, logs and plots")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last.npz")
+    train.add_argument("--detect-anomaly", action="store_true",
+                       help="name the first operation that makes a NaN or Inf (slower; to find a bug)")
     _add_run_options(train)
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint or a baseline")
@@ -282,7 +293,9 @@ def main(argv=None):
     backend.reuse_freed_memory()  # training allocates the same large temporaries every step
     commands = {"demo": cmd_demo, "train": cmd_train, "eval": cmd_eval}
     try:
-        return commands[args.command](args, given)
+        # a diverging run is caught and reported in one line by tinysiam, not by NumPy's overflow warnings
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return commands[args.command](args, given)
     except KeyboardInterrupt as interrupt:
         from .training import TrainingInterrupted
 
@@ -290,7 +303,7 @@ def main(argv=None):
                                                                                          TrainingInterrupted) else ""
         print(f"\ninterrupted{saved}", file=sys.stderr)
         return 130
-    except (UserError, ConfigError, MemoryError) as error:
+    except (UserError, ConfigError, MemoryError, FloatingPointError) as error:  # FloatingPointError: --detect-anomaly
         if os.environ.get("TINYSIAM_DEBUG"):
             raise
         print(f"tinysiam: error: {describe(error)}", file=sys.stderr)

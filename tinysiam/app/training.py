@@ -28,6 +28,7 @@ from ..engine.tensor import Tensor
 from ..evaluation.held_out import check_way
 from ..evaluation.metrics import n_way_k_shot_accuracy
 from ..serialization import load_checkpoint, save_checkpoint
+from ..siamese.distances import NonFiniteValues
 from .errors import UserError
 from .model import SiameseModel
 from .objectives import make_objective
@@ -114,13 +115,18 @@ class Trainer:
 
     def train_step(self):
         """One optimizer step on a fresh batch; returns the loss value (checked finite before any weight moves)."""
-        loss = self.objective.loss(self.model, self.batch)
-        value = loss.item()
-        if not math.isfinite(value):
+        try:
+            loss = self.objective.loss(self.model, self.batch)
+            value = loss.item()
+            problem = None if math.isfinite(value) else f"the loss became {value}"
+        except NonFiniteValues as error:  # the embeddings themselves: the weights have diverged
+            problem = f"a NaN or Inf reached the loss ({error})"
+        if problem:
+            last = self.run.path / "last.npz"
+            saved = f"{last} holds the last saved state" if last.exists() else "no checkpoint was saved yet"
             raise NonFiniteLoss(
-                f"the loss became {value} at epoch {self.epoch + 1}, step {self.step + 1}: training stopped with the "
-                f"weights of the step before; {self.run.path / 'last.npz'} holds the last saved state. Lower --lr, "
-                "or run with --detect-anomaly to find the operation that produced it")
+                f"{problem} at epoch {self.epoch + 1}, step {self.step + 1}: training stopped before that step; "
+                f"{saved}. Lower --lr, or run with --detect-anomaly to find the operation that produced it")
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()

@@ -167,6 +167,22 @@ def detect_anomaly():
     that enter already non-finite (a -inf mask, broken data) are not blamed on
     the ops they pass through; the op that first made them is named. Checking
     every array costs time: use it to find a bug, not to train.
+
+    Inside it, the value checks of tinysiam's losses and distances also run on
+    CuPy arrays (outside it they are skipped there: each would wait for the GPU).
     """
-    with observing(_AnomalyDetector()):
-        yield
+    global _anomaly_detectors
+    _anomaly_detectors += 1
+    try:
+        with observing(_AnomalyDetector()):
+            yield
+    finally:
+        _anomaly_detectors -= 1
+
+
+_anomaly_detectors = 0  # how many detect_anomaly() blocks are open
+
+
+def detecting_anomalies():
+    """True inside ``detect_anomaly()``."""
+    return _anomaly_detectors > 0

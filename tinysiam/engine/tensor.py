@@ -72,14 +72,13 @@ class Tensor:
 
     __array_priority__ = 100  # so that ``ndarray * Tensor`` calls Tensor.__rmul__
 
-    def __init__(self, data, requires_grad=False, dtype=None, device=None, name=None):
+    def __init__(self, data, requires_grad=False, dtype=None, device=None):
         self.data = _as_array(data, dtype, device)
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"requires_grad=True needs a floating-point tensor, got dtype {self.data.dtype}")
         self.requires_grad = bool(requires_grad)
         self.grad = None  # raw array of the same shape, filled by backward()
         self.creator = None  # the Function that produced this tensor, if any
-        self.name = name
 
     # ----- array-like information -------------------------------------------
     @property

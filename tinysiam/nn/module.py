@@ -10,8 +10,8 @@ from ..engine.tensor import Tensor
 class Parameter(Tensor):
     """A tensor a module learns: it always requires grad."""
 
-    def __init__(self, data, name=None):
-        super().__init__(data, requires_grad=True, name=name)
+    def __init__(self, data):
+        super().__init__(data, requires_grad=True)
 
 
 class Module:

@@ -14,6 +14,7 @@ sets of rows (raw arrays, no gradient): for mining, search and evaluation.
 import numpy as np
 
 from ..engine.backend import is_gpu_array, xp_of
+from ..engine.debug import detecting_anomalies
 from ..engine.tensor import Function, Tensor
 
 NORM_EPS = 1e-8  # smallest norm cosine (and NT-Xent) divides by
@@ -115,16 +116,20 @@ def check_embeddings(caller, **embeddings):
         raise ValueError(f"{caller}: empty batch ({first_name} has shape {first.shape})")
 
 
+class NonFiniteValues(ValueError):
+    """An input to a distance or loss holds NaN or Inf (in training: the weights have diverged)."""
+
+
 def check_finite(caller, name, t):
     """Refuse NaN and Inf in a distance's or loss's input: every result from it would be NaN.
 
     This reads the values, which on a GPU means waiting for it to finish every step,
     so on CuPy arrays it runs only inside ``tinysiam.engine.detect_anomaly()``.
     """
-    if is_gpu_array(t.data):
+    if is_gpu_array(t.data) and not detecting_anomalies():
         return
     if not np.isfinite(t.data).all():
-        raise ValueError(f"{caller}: {name} contains NaN or Inf")
+        raise NonFiniteValues(f"{caller}: {name} contains NaN or Inf")
 
 
 def _distance(name, a, b):

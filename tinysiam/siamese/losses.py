@@ -13,6 +13,7 @@ import math
 import numbers
 
 from ..engine.backend import is_gpu_array, xp_of
+from ..engine.debug import detecting_anomalies
 from .distances import check_embeddings, check_finite, clamped_norm, distance_op
 from ..engine.tensor import Function, Tensor
 
@@ -224,7 +225,7 @@ def _values_and_labels(caller, values_name, values, same):
     labels = xp.asarray(same.data if isinstance(same, Tensor) else same)
     if labels.shape != values.shape:  # no broadcasting: (N,) against (N, 1) is a mistake
         raise ValueError(f"{caller}: same has shape {labels.shape} but {values_name} has shape {values.shape}")
-    if not is_gpu_array(labels) and not ((labels == 0) | (labels == 1)).all():  # no device wait: see check_finite
+    if (not is_gpu_array(labels) or detecting_anomalies()) and not ((labels == 0) | (labels == 1)).all():
         bad = labels[(labels != 0) & (labels != 1)][:3].tolist()
         raise ValueError(f"{caller}: same must hold only 0 (different) and 1 (same), got values like {bad}")
     return Tensor(labels.astype(values.dtype))
