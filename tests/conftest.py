@@ -36,3 +36,44 @@ def device(request):
 def on(device, *arrays):
     """The arrays moved to ``device``."""
     return [to_device(a, device) for a in arrays]
+
+
+# ----- small trained models, for the commands that use a checkpoint -----------------------------------
+def pattern_images(per_class, seed, n_classes=6):
+    """8x8 images of ``n_classes`` fixed random patterns (the same for every seed) under fresh noise."""
+    import numpy as np
+
+    from tinysiam.data import LabelledImages
+
+    patterns = np.random.default_rng(12345).random((n_classes, 8, 8)) < 0.5
+    labels = np.repeat(np.arange(n_classes), per_class)
+    noise = np.random.default_rng(seed).normal(0, 0.06, (len(labels), 8, 8))
+    images = np.clip(0.1 + 0.8 * patterns[labels] + noise, 0, 1).astype(np.float32)[:, None]
+    return LabelledImages(images, labels, [f"pattern{i}" for i in range(n_classes)])
+
+
+@pytest.fixture(scope="session")
+def calibrated_checkpoint(tmp_path_factory):
+    """``make(loss)`` -> path of a digits-preset checkpoint trained briefly on the patterns, with its calibration."""
+    from dataclasses import asdict
+
+    from tinysiam.app.training import Trainer, TrainConfig, load_model
+    from tinysiam.app.verify import calibrate
+    from tinysiam.serialization import save_checkpoint
+
+    made = {}
+
+    def make(loss="contrastive"):
+        if loss not in made:
+            out = tmp_path_factory.mktemp(f"trained-{loss}")
+            config = TrainConfig(preset="digits", loss=loss, epochs=1, steps_per_epoch=60, batch=32, val_way=3,
+                                 val_episodes=20, lr=3e-3)
+            Trainer(config, pattern_images(20, seed=1), pattern_images(10, seed=2), out, progress=False).fit()
+            model, _ = load_model(out / "last.npz")
+            val = pattern_images(10, seed=3)
+            save_checkpoint(out / "calibrated.npz", model, config=asdict(config),
+                            calibration=calibrate(model, val.images, val.labels, n_pairs=400, fars=(0.05, 0.01)))
+            made[loss] = out / "calibrated.npz"
+        return made[loss]
+
+    return make

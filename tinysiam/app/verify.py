@@ -1,0 +1,91 @@
+"""Calibrated verification: ``tinysiam verify A B --checkpoint C`` says whether two images show the same class.
+
+Scores are the model's pair scores, higher = more alike: minus the L2
+distance of the two embeddings, or the logit of Koch's head. A pair is
+"same" when its score is at least a threshold that ``calibrate`` measured on
+validation pairs at the end of training and that the checkpoint keeps in its
+metadata under "calibration":
+
+    {"score": "neg_l2" or "koch_logit",
+     "eer": 0.098, "eer_threshold": -0.53,            # the equal-error operating point
+     "far_thresholds": {"0.01": -0.31, "0.001": -0.2},  # the lowest threshold within each false-accept rate
+     "far_true_accept_rates": {"0.01": 0.62, "0.001": 0.35},
+     "pairs": 2000, "same_pairs": 1000, "split": "validation", "seed": 0}
+"""
+from ..engine import backend
+from ..evaluation.metrics import equal_error_rate, threshold_at_far
+from ..siamese.mining import PairSampler
+from .presets import get_preset
+from .trained import INVERT_HELP, load_trained, read_image_files, score_kind
+
+SCORE_MEANINGS = {"neg_l2": "minus the L2 distance between the embeddings", "koch_logit": "the logit of Koch's head"}
+HOW_TO_CALIBRATE = ("checkpoints written by `tinysiam train` record one at the end of training; for an older "
+                    "checkpoint, store tinysiam.app.verify.calibrate(model, val_images, val_labels) in its meta "
+                    "under 'calibration' (tinysiam.serialization.save_checkpoint)")
+
+
+def far_key(far):
+    """The key of a false-accept rate in ``far_thresholds``: ``0.01 -> "0.01"``."""
+    return repr(float(far))
+
+
+def calibrate(model, images, labels, n_pairs=2000, seed=0, fars=(0.01, 0.001), split="validation"):
+    """Decision thresholds of ``model`` measured on ``n_pairs`` balanced pairs of ``images`` (classes ``labels``).
+
+    Returns the JSON-able dict described in this module's docstring. ``fars``
+    must each allow one false accept among the n_pairs // 2 different pairs.
+    """
+    left, right, same = PairSampler(labels, seed=seed).sample(n_pairs)
+    scores = model.pair_scores(images[left], images[right])
+    eer, eer_threshold = equal_error_rate(scores, same)
+    at_far = {far_key(far): threshold_at_far(scores, same, far) for far in fars}
+    return {"score": score_kind(model), "eer": eer, "eer_threshold": eer_threshold,
+            "far_thresholds": {key: threshold for key, (threshold, _) in at_far.items()},
+            "far_true_accept_rates": {key: tar for key, (_, tar) in at_far.items()},
+            "pairs": int(n_pairs), "same_pairs": int(same.sum()), "split": split, "seed": seed}
+
+
+def operating_point(calibration, far=None):
+    """(threshold, description) of the equal-error point, or of the recorded false-accept rate ``far``."""
+    pairs = f"{calibration['pairs']} {calibration['split']} pairs"
+    if far is None:
+        return calibration["eer_threshold"], f"equal error rate {calibration['eer']:.1%} on {pairs}"
+    key = far_key(far)
+    if key not in calibration["far_thresholds"]:
+        recorded = ", ".join(calibration["far_thresholds"]) or "none"
+        raise ValueError(f"--far {far}: the checkpoint records thresholds at false-accept rates {recorded}")
+    tar = calibration["far_true_accept_rates"][key]
+    return calibration["far_thresholds"][key], f"false-accept rate {far:.2%}, true-accept rate {tar:.1%} on {pairs}"
+
+
+def add_verify_parser(subparsers):
+    p = subparsers.add_parser("verify", help="are two images of the same class? score, calibrated threshold, decision",
+                              description="Prints the pair's score, the checkpoint's calibrated threshold and the "
+                                          "decision; exit status 0 for same, 1 for different, 2 for an error.")
+    p.add_argument("image_a", metavar="A", help="an image file")
+    p.add_argument("image_b", metavar="B", help="another image file")
+    p.add_argument("--checkpoint", required=True, help="a trained checkpoint (best.npz) with a calibration")
+    p.add_argument("--far", type=float, help="decide at this recorded false-accept rate (e.g. 0.01) instead of "
+                                             "the equal-error threshold")
+    p.add_argument("--invert", action="store_true", help=INVERT_HELP)
+    p.add_argument("--device", choices=backend.DEVICES, default="cpu")
+
+
+def run_verify(args):
+    model, config, meta = load_trained(args.checkpoint, args.device)
+    calibration = meta.get("calibration")
+    if calibration is None:
+        raise ValueError(f"--checkpoint {args.checkpoint} holds no calibration: {HOW_TO_CALIBRATE}")
+    if calibration["score"] != score_kind(model):
+        raise ValueError(f"--checkpoint {args.checkpoint}: its calibration scores {calibration['score']} but the "
+                         f"model scores {score_kind(model)}")
+    threshold, how = operating_point(calibration, args.far)
+    size = get_preset(config.preset).input_size
+    a = read_image_files([args.image_a], size, args.invert, "A")
+    b = read_image_files([args.image_b], size, args.invert, "B")
+    score = float(model.pair_scores(a, b)[0])
+    same = score >= threshold
+    print(f"score      {score:.4f}  ({SCORE_MEANINGS[calibration['score']]}; higher = more alike)")
+    print(f"threshold  {threshold:.4f}  ({how})")
+    print(f"decision   {'same' if same else 'different'}")
+    return 0 if same else 1
