@@ -1,4 +1,4 @@
-"""The command line: ``tinysiam {demo,train,eval,verify,gradcheck,bench}`` (also ``python -m tinysiam``).
+"""The command line: ``tinysiam {demo,train,eval,verify,index,search,gradcheck,bench}`` (also ``python -m tinysiam``).
 
 This file only parses options and calls the layers below: data splits come from
 ``tinysiam.data.splits``, evaluation from ``tinysiam.evaluation``, training from
@@ -18,6 +18,7 @@ from ..serialization import write_text_atomic
 from .config import LOSSES, OPTIMIZERS, ConfigError, TrainConfig, resume_config
 from .errors import UserError, blame
 from .presets import PRESETS
+from .search import add_index_parser, add_search_parser, run_index, run_search
 from .verify import add_verify_parser, run_verify
 
 # the training options: one per TrainConfig field (its default is the config's), with its help
@@ -266,6 +267,8 @@ def build_parser():
     ev.add_argument("--overwrite", action="store_true", help="replace results already in --out")
 
     add_verify_parser(sub)
+    add_index_parser(sub)
+    add_search_parser(sub)
 
     sub.add_parser("gradcheck", help="run the gradient-check catalogue", add_help=False)
     sub.add_parser("bench", help="benchmarks against PyTorch and DeZero (from a source checkout)", add_help=False)
@@ -283,7 +286,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     given = {name: value for name, value in vars(args).items() if name in TRAINING_OPTIONS}
     backend.reuse_freed_memory()  # training allocates the same large temporaries every step
-    commands = {"demo": cmd_demo, "train": cmd_train, "eval": cmd_eval, "verify": run_verify}
+    commands = {"demo": cmd_demo, "train": cmd_train, "eval": cmd_eval, "verify": run_verify,
+                "index": run_index, "search": run_search}
     try:
         return commands[args.command](args, given)
     except KeyboardInterrupt as interrupt:

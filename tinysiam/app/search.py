@@ -1,0 +1,501 @@
+"""Image search with a trained model: ``tinysiam index`` embeds a collection, ``tinysiam search`` finds neighbours.
+
+The index is one ``.npz`` file, written atomically and read without pickle:
+
+    embeddings      float32 (N, D): one row per image
+    names           uint8: the N file names (relative to their collection), utf-8, one after the other
+    name_offsets    int64 (N + 1,): name i is names[name_offsets[i]:name_offsets[i + 1]]
+    collection_ids  int32 (N,): the entry of meta["collections"] each image came from
+    faiss           uint8, only with an approximate index: the FAISS index (faiss.serialize_index)
+    meta            uint8: utf-8 JSON {"format": "tinysiam-index", "version": 1,
+                    "checkpoint": {"path", "weights_sha256", "preset", "input_size", "score"},
+                    "invert": bool, "collections": [absolute paths],
+                    "approximate": null, {"method": "ivf", "nlist", "nprobe"} or {"method": "hnsw", "m", "ef_search"}}
+
+Search is exact by default: every indexed embedding is scored against the
+queries in blocks of ``BLOCK_PAIRS`` scores, on NumPy or CuPy, so memory stays
+bounded for any collection size. With FAISS installed (``pip install
+tinysiam[search]``), large collections also get an approximate index (IVF or
+HNSW) built from the same embeddings; ``search --exact`` ignores it.
+Embeddings are compared by L2 distance, or, for a model trained with Koch's
+head, by the head's logit (exact search only: FAISS cannot index learned
+pair weights).
+"""
+import io
+import json
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data.datasets import iter_members, pillow
+from ..engine import backend
+from ..engine.tensor import Tensor, no_grad
+from ..serialization import read_npz, write_npz_atomic
+from ..siamese.distances import pairwise_distances
+from .presets import get_preset
+from .trained import INVERT_HELP, IMAGE_SUFFIXES, checkpoint_identity, decode_for_model, load_trained, \
+    read_image_files
+
+INDEX_FORMAT, INDEX_VERSION = "tinysiam-index", 1
+METHODS = ("auto", "exact", "ivf", "hnsw")
+BLOCK_PAIRS = 1 << 22  # query-item scores held at once by exact search (16 MiB of float32)
+# auto: below this many images exact search answers in milliseconds; HNSW up to AUTO_IVF (its build time and
+# memory grow fastest), IVF-Flat beyond (benchmarks/RESULTS.md, "Image search at scale")
+AUTO_APPROXIMATE, AUTO_IVF = 100_000, 1_000_000
+HNSW_M, HNSW_EF_SEARCH = 32, 64
+IVF_NPROBE = 16
+VALUE_NAMES = {"neg_l2": "distance", "koch_logit": "logit"}
+
+
+# ----- the index file -------------------------------------------------------------------------
+@dataclass
+class ImageIndex:
+    embeddings: np.ndarray  # float32 (N, D)
+    names: list  # file names inside their collection
+    collection_ids: np.ndarray  # int32 (N,)
+    meta: dict
+    approximate: np.ndarray = None  # the serialized FAISS index, or None
+
+    def __len__(self):
+        return len(self.names)
+
+    def location(self, i):
+        """Where image ``i`` came from: its collection (folder or zip archive) joined with its name."""
+        return f"{self.meta['collections'][self.collection_ids[i]]}/{self.names[i]}"
+
+    def read_file(self, i):
+        """The bytes of image ``i``, read again from its collection."""
+        collection = Path(self.meta["collections"][self.collection_ids[i]])
+        if collection.is_dir():
+            return (collection / self.names[i]).read_bytes()
+        with zipfile.ZipFile(collection) as archive:
+            return archive.read(self.names[i])
+
+
+def save_index(index, path):
+    encoded = [name.encode() for name in index.names]
+    arrays = {"embeddings": index.embeddings.astype(np.float32),
+              "names": np.frombuffer(b"".join(encoded), dtype=np.uint8),
+              "name_offsets": np.r_[0, np.cumsum([len(e) for e in encoded], dtype=np.int64)],
+              "collection_ids": index.collection_ids.astype(np.int32),
+              "meta": np.frombuffer(json.dumps(index.meta).encode(), dtype=np.uint8)}
+    if index.approximate is not None:
+        arrays["faiss"] = index.approximate
+    write_npz_atomic(path, arrays)
+
+
+def load_index(path, argument="INDEX"):
+    try:
+        arrays = read_npz(path)
+    except (FileNotFoundError, ValueError) as error:
+        raise type(error)(f"{argument}: {error}") from None
+    meta = json.loads(arrays["meta"].tobytes()) if "meta" in arrays else {}
+    if meta.get("format") != INDEX_FORMAT:
+        raise ValueError(f"{argument}: {path} is not a tinysiam index (write one with `tinysiam index`)")
+    if meta["version"] != INDEX_VERSION:
+        raise ValueError(f"{argument}: {path} is a version {meta['version']} index; this tinysiam reads "
+                         f"version {INDEX_VERSION}: rebuild it with `tinysiam index`")
+    names, offsets = arrays["names"].tobytes(), arrays["name_offsets"]
+    return ImageIndex(arrays["embeddings"], [names[a:b].decode() for a, b in zip(offsets[:-1], offsets[1:])],
+                      arrays["collection_ids"], meta, arrays.get("faiss"))
+
+
+def check_same_checkpoint(meta, identity, index_name):
+    """Refuse a checkpoint other than the one the index was built with: its embeddings would not compare."""
+    built = meta["checkpoint"]
+    for key, what in (("preset", "preset"), ("input_size", "input size"), ("weights_sha256", "weights")):
+        if built[key] != identity[key]:
+            raise ValueError(f"--checkpoint {identity['path']} is not the checkpoint {index_name} was built with "
+                             f"({what} {built[key]} there, {identity[key]} here; built with {built['path']}): "
+                             "use that checkpoint, or build a new index")
+
+
+# ----- exact search ---------------------------------------------------------------------------------
+def neg_squared_l2(queries, items):
+    """(n_queries, n_items) scores, higher = nearer: minus the squared L2 distance."""
+    return -pairwise_distances(queries, items, "squared_l2")
+
+
+def koch_scorer(head):
+    """Scores by Koch's head: the logit w . |q - x| + b of every query-item pair."""
+    def scores(queries, items):
+        xp = backend.xp_of(queries)
+        with no_grad():
+            logits = head(Tensor(xp.repeat(queries, len(items), axis=0)), Tensor(xp.tile(items, (len(queries), 1))))
+        return logits.data.reshape(len(queries), len(items))
+    return scores
+
+
+def nearest(queries, items, k, score_fn=neg_squared_l2, block_pairs=BLOCK_PAIRS):
+    """(indices, scores), each (n_queries, k): the k highest-scoring items for each query, best first.
+
+    Exact: every item is scored, at most ``block_pairs`` query-item pairs at a
+    time, keeping a running top k, so memory does not grow with the number of
+    items. NumPy or CuPy arrays; the results live on the same device.
+    """
+    xp = backend.xp_of(items)
+    if not 1 <= k <= len(items):
+        raise ValueError(f"k must be between 1 and the number of items ({len(items)}), got {k}")
+    query_rows = min(len(queries), 1024)
+    item_rows = max(k, block_pairs // query_rows)
+    found_indices, found_scores = [], []
+    for q in range(0, len(queries), query_rows):
+        block = queries[q:q + query_rows]
+        best_scores = xp.empty((len(block), 0), dtype=items.dtype)
+        best_indices = xp.empty((len(block), 0), dtype=np.int64)
+        for start in range(0, len(items), item_rows):
+            scores = xp.concatenate([best_scores, score_fn(block, items[start:start + item_rows])], axis=1)
+            candidates = xp.arange(start, start + scores.shape[1] - best_scores.shape[1])
+            indices = xp.concatenate([best_indices, xp.broadcast_to(candidates, (len(block), len(candidates)))],
+                                     axis=1)
+            keep = xp.argpartition(-scores, k - 1, axis=1)[:, :k] if scores.shape[1] > k else \
+                xp.broadcast_to(xp.arange(scores.shape[1]), scores.shape)
+            best_scores = xp.take_along_axis(scores, keep, axis=1)
+            best_indices = xp.take_along_axis(indices, keep, axis=1)
+        order = xp.argsort(-best_scores, axis=1)
+        found_scores.append(xp.take_along_axis(best_scores, order, axis=1))
+        found_indices.append(xp.take_along_axis(best_indices, order, axis=1))
+    return xp.concatenate(found_indices), xp.concatenate(found_scores)
+
+
+# ----- approximate search (FAISS) ---------------------------------------------------------------------
+def faiss_module():
+    try:
+        import faiss
+    except ImportError:
+        raise ImportError("approximate search needs FAISS: pip install tinysiam[search] (faiss-cpu)") from None
+    return faiss
+
+
+def faiss_available():
+    try:
+        faiss_module()
+    except ImportError:
+        return False
+    return True
+
+
+def choose_method(method, n_images, score):
+    """"exact", "ivf" or "hnsw" for ``--method`` (``auto``: by collection size, when FAISS is installed)."""
+    if method not in METHODS:
+        raise ValueError(f"--method must be one of {METHODS}, got {method!r}")
+    if method == "auto":
+        if score != "neg_l2" or n_images < AUTO_APPROXIMATE or not faiss_available():
+            return "exact"
+        return "hnsw" if n_images < AUTO_IVF else "ivf"
+    if method != "exact" and score != "neg_l2":
+        raise ValueError(f"--method {method}: this model scores pairs with Koch's head (learned weights), "
+                         "which FAISS cannot index; use --method exact")
+    return method
+
+
+def build_approximate(embeddings, method):
+    """(FAISS index over ``embeddings`` by L2, its parameters as a JSON-able dict) for "ivf" or "hnsw"."""
+    faiss = faiss_module()
+    embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+    n, dim = embeddings.shape
+    if method == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_M)
+        index.add(embeddings)
+        return index, {"method": "hnsw", "m": HNSW_M, "ef_search": HNSW_EF_SEARCH}
+    # about 4 sqrt(N) lists (FAISS's guideline), with the 39 training points per list k-means wants
+    nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, nlist)
+    index.train(embeddings)  # FAISS samples at most 256 points per list
+    index.add(embeddings)
+    return index, {"method": "ivf", "nlist": nlist, "nprobe": min(IVF_NPROBE, nlist)}
+
+
+def approximate_nearest(index, params, queries, k, nprobe=None, ef_search=None):
+    """(indices, squared L2 distances) from a FAISS index; an index -1 marks a neighbour it did not find."""
+    if params["method"] == "ivf":
+        index.nprobe = nprobe or params["nprobe"]
+    else:
+        faiss_module().downcast_index(index).hnsw.efSearch = max(ef_search or params["ef_search"], k)
+    distances, indices = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    return indices, distances
+
+
+def search(index, queries, k, exact=False, nprobe=None, ef_search=None, head=None, device="cpu"):
+    """(indices, values) of the k nearest indexed images of each query embedding, best first.
+
+    Values are L2 distances, or Koch logits when ``head`` is given. Uses the
+    index's approximate index unless ``exact`` (or there is none).
+    """
+    if not 1 <= k <= len(index):
+        raise ValueError(f"-k {k}: the index holds {len(index)} images; k must be between 1 and {len(index)}")
+    if head is not None:
+        items = backend.to_device(index.embeddings, device)
+        indices, scores = nearest(backend.to_device(queries, device), items, k, koch_scorer(head),
+                                  block_pairs=max(k, BLOCK_PAIRS // items.shape[1]))
+        return backend.to_numpy(indices), backend.to_numpy(scores)
+    queries = backend.to_numpy(queries)
+    if index.approximate is not None and not exact:
+        approximate = faiss_module().deserialize_index(index.approximate)
+        indices, _ = approximate_nearest(approximate, index.meta["approximate"], queries, k, nprobe, ef_search)
+    else:
+        indices, _ = nearest(backend.to_device(queries, device), backend.to_device(index.embeddings, device), k)
+    return l2_to_found(queries, index.embeddings, backend.to_numpy(indices))
+
+
+def l2_to_found(queries, items, indices):
+    """(indices, L2 distances) re-sorted, each distance computed from the difference of the two rows.
+
+    The search's |q|^2 + |x|^2 - 2 q.x loses digits to cancellation (an image
+    would be 0.003 from itself in float32); the k found rows are few enough to
+    measure directly. Index -1 (not found by FAISS) gets distance inf.
+    """
+    distances = np.sqrt(((queries[:, None, :] - items[np.maximum(indices, 0)]) ** 2).sum(axis=2))
+    distances[indices < 0] = np.inf
+    order = np.argsort(distances, axis=1, kind="stable")
+    return np.take_along_axis(indices, order, axis=1), np.take_along_axis(distances, order, axis=1)
+
+
+# ----- building an index ----------------------------------------------------------------------------
+def embed_collection(model, collection, size, invert, batch_size=256, already=frozenset(), progress=True):
+    """(embeddings or None, names, skipped) of the images in a folder or zip archive, embedded batch by batch.
+
+    Files are taken by their suffix (IMAGE_SUFFIXES, any case); names in
+    ``already`` are left out; files that do not decode are skipped and listed
+    in ``skipped`` as "name: reason". Errors name the argument IMAGES.
+    """
+    from tqdm.auto import tqdm
+
+    suffixes = tuple(s for suffix in IMAGE_SUFFIXES for s in (suffix, suffix.upper()))
+    names, chunks, skipped, batch = [], [], [], []
+
+    def embed_batch():
+        chunks.append(backend.to_numpy(model.embed(np.concatenate(batch), batch_size)).astype(np.float32))
+        batch.clear()
+
+    try:
+        for name, data in tqdm(iter_members(collection, suffixes), desc="embedding", unit=" images", mininterval=0.5,
+                               disable=not (progress and sys.stderr.isatty())):
+            if name in already:
+                continue
+            try:
+                batch.append(decode_for_model([(name, data)], size, invert))
+            except ValueError as error:
+                skipped.append(str(error))
+                continue
+            names.append(name)
+            if len(batch) == batch_size:
+                embed_batch()
+    except (FileNotFoundError, ValueError) as error:  # no such folder, not a zip, a damaged archive
+        raise type(error)(f"IMAGES: {error}") from None
+    if batch:
+        embed_batch()
+    return (np.concatenate(chunks) if chunks else None), names, skipped
+
+
+def add_index_parser(subparsers):
+    p = subparsers.add_parser("index", help="embed every image of a folder or zip archive into a search index")
+    p.add_argument("images", metavar="IMAGES", help="a folder (searched recursively) or a zip archive of images")
+    p.add_argument("--checkpoint", required=True, help="the trained checkpoint that embeds the images")
+    p.add_argument("--out", required=True, metavar="INDEX", help="the index file to write (.npz)")
+    p.add_argument("--append", action="store_true",
+                   help="add the images not yet in INDEX to it (creating it if needed); same checkpoint only")
+    p.add_argument("--overwrite", action="store_true", help="replace INDEX if it exists")
+    p.add_argument("--method", choices=METHODS, default="auto",
+                   help=f"exact search only, or also a FAISS approximate index; auto: exact below "
+                        f"{AUTO_APPROXIMATE:,} images, HNSW below {AUTO_IVF:,}, IVF-Flat above (when FAISS is installed)")
+    p.add_argument("--invert", action="store_true", help=INVERT_HELP)
+    p.add_argument("--batch", type=int, default=256, help="images embedded at once (default 256)")
+    p.add_argument("--device", choices=backend.DEVICES, default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run_index(args):
+    out = Path(args.out)
+    if args.batch < 1:
+        raise ValueError(f"--batch must be at least 1, got {args.batch}")
+    if args.append and args.overwrite:
+        raise ValueError("give --append or --overwrite, not both")
+    if out.exists() and not (args.append or args.overwrite):
+        raise FileExistsError(f"--out {out} already exists: pass --append to add images to it or --overwrite to "
+                              "replace it")
+    model, config, _ = load_trained(args.checkpoint, args.device)
+    identity = checkpoint_identity(args.checkpoint, model, config)
+    existing = load_index(out, "--out") if args.append and out.exists() else None
+    if existing is not None:
+        check_same_checkpoint(existing.meta, identity, out)
+        if existing.meta["invert"] != args.invert:
+            raise ValueError(f"--invert: {out} was built {'with' if existing.meta['invert'] else 'without'} --invert; "
+                             "its images and the new ones must be prepared alike")
+    collection = str(Path(args.images).resolve())
+    collections = list(existing.meta["collections"]) if existing is not None else []
+    if collection not in collections:
+        collections.append(collection)
+    collection_id = collections.index(collection)
+    already = set() if existing is None else \
+        {name for name, c in zip(existing.names, existing.collection_ids) if c == collection_id}
+
+    preset = get_preset(config.preset)
+    print(f"indexing {collection} with {args.checkpoint} ({config.preset} preset: {preset.input_size[0]}x"
+          f"{preset.input_size[1]} images, {preset.embedding_size}-d embeddings)")
+    embeddings, names, skipped = embed_collection(model, args.images, preset.input_size, args.invert, args.batch,
+                                                  already, progress=not args.quiet)
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable file{'s' * (len(skipped) > 1)}:", file=sys.stderr)
+        for line in skipped:
+            print(f"  {line}", file=sys.stderr)
+    if not names:
+        if already:
+            print(f"nothing to add: {out} already holds the {len(already)} images of {collection}")
+            return 0
+        raise ValueError(f"IMAGES: {args.images} holds no readable images (files ending in {', '.join(IMAGE_SUFFIXES)})")
+
+    ids = np.full(len(names), collection_id, dtype=np.int32)
+    if existing is not None:
+        embeddings = np.concatenate([existing.embeddings, embeddings])
+        names, ids = existing.names + names, np.concatenate([existing.collection_ids, ids])
+    method = choose_method(args.method, len(names), identity["score"])
+    if args.method == "auto" and method == "exact" and len(names) >= AUTO_APPROXIMATE and identity["score"] == "neg_l2":
+        print("FAISS is not installed, so searches will be exact (pip install tinysiam[search] for an approximate index)")
+    approximate, params = None, None
+    if method != "exact":
+        built, params = build_approximate(embeddings, method)
+        approximate = faiss_module().serialize_index(built)
+    meta = {"format": INDEX_FORMAT, "version": INDEX_VERSION, "checkpoint": identity, "invert": args.invert,
+            "collections": collections, "approximate": params}
+    save_index(ImageIndex(embeddings, names, ids, meta, approximate), out)
+    added = f"{len(names) - (len(existing) if existing is not None else 0)} images"
+    print(f"indexed {added} ({len(names)} in all) into {out}: {describe_method(params)}")
+    return 0
+
+
+def describe_method(params):
+    if params is None:
+        return "exact search"
+    if params["method"] == "ivf":
+        return f"exact or approximate search (FAISS IVF-Flat, {params['nlist']} lists, nprobe {params['nprobe']})"
+    return f"exact or approximate search (FAISS HNSW, M {params['m']}, efSearch {params['ef_search']})"
+
+
+# ----- searching --------------------------------------------------------------------------------------
+def add_search_parser(subparsers):
+    p = subparsers.add_parser("search", help="the images of an index nearest to query images, and a contact sheet")
+    p.add_argument("index", metavar="INDEX", help="an index written by `tinysiam index`")
+    p.add_argument("queries", metavar="QUERY", nargs="+", help="query image files (resized like the indexed ones)")
+    p.add_argument("-k", type=int, default=5, help="neighbours per query (default 5)")
+    p.add_argument("--checkpoint", help="the checkpoint the index was built with (default: the path it recorded)")
+    p.add_argument("--exact", action="store_true", help="exact search even where the index has an approximate one")
+    p.add_argument("--nprobe", type=int, help="IVF lists visited per query (more: slower, nearer to exact)")
+    p.add_argument("--ef-search", type=int, help="HNSW candidates kept per query (more: slower, nearer to exact)")
+    p.add_argument("--sheet", default="search.png", help="contact sheet PNG: each query and its neighbours "
+                                                        "(default search.png)")
+    p.add_argument("--no-sheet", action="store_true", help="print the neighbours only")
+    p.add_argument("--device", choices=backend.DEVICES, default="cpu")
+
+
+def run_search(args):
+    index = load_index(args.index)
+    approximate = index.meta["approximate"]
+    for option, value, method in (("--nprobe", args.nprobe, "ivf"), ("--ef-search", args.ef_search, "hnsw")):
+        if value is not None and value < 1:
+            raise ValueError(f"{option} must be at least 1, got {value}")
+        if value is not None and (approximate is None or approximate["method"] != method):
+            raise ValueError(f"{option}: {args.index} has no {method.upper()} index ({describe_method(approximate)})")
+    if not 1 <= args.k <= len(index):
+        raise ValueError(f"-k {args.k}: {args.index} holds {len(index)} images; k must be between 1 and {len(index)}")
+    checkpoint = args.checkpoint or index.meta["checkpoint"]["path"]
+    if args.checkpoint is None and not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"--checkpoint: {args.index} was built with {checkpoint}, which is no longer there; "
+                                "pass the checkpoint's new path")
+    model, config, _ = load_trained(checkpoint, args.device)
+    check_same_checkpoint(index.meta, checkpoint_identity(checkpoint, model, config), args.index)
+    queries = read_image_files(args.queries, get_preset(config.preset).input_size, index.meta["invert"], "QUERY")
+    exact = args.exact or approximate is None
+    indices, values = search(index, model.embed(queries), args.k, exact, args.nprobe, args.ef_search, model.head,
+                             args.device)
+    how = "exact search" if exact else f"approximate search, FAISS {approximate['method'].upper()}"
+    value_name = VALUE_NAMES[index.meta["checkpoint"]["score"]]
+    for query, row, row_values in zip(args.queries, indices, values):
+        print(f"{query}: the {args.k} nearest of {len(index)} images ({how})")
+        print(f"  rank  {value_name:>8}  file")
+        for rank, (i, value) in enumerate(zip(row, row_values), start=1):
+            if i >= 0:  # FAISS marks neighbours it did not reach with -1
+                print(f"  {rank:4d}  {value:8.4f}  {index.location(i)}")
+        if (row < 0).any():
+            print(f"  (the approximate index reached only {int((row >= 0).sum())}: raise --nprobe or --ef-search, "
+                  "or pass --exact)")
+    if not args.no_sheet:
+        write_contact_sheet(index, args.queries, indices, values, value_name, args.sheet)
+        print(f"contact sheet: {args.sheet}")
+    return 0
+
+
+def thumbnail(data, size=128):
+    """An image file's bytes as an RGB uint8 array at most ``size`` pixels wide and high; None if unreadable."""
+    Image = pillow()
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image = image.convert("RGB")
+    except (OSError, SyntaxError, ValueError):
+        return None
+    image.thumbnail((size, size))
+    return np.asarray(image)
+
+
+def write_contact_sheet(index, query_paths, indices, values, value_name, path):
+    """Each query image and its neighbours, captioned with rank, value and file name, as one PNG."""
+    from ..evaluation.plots import plot_contact_sheet
+
+    neighbours, captions = [], []
+    for row, row_values in zip(indices, values):
+        found = [(i, value) for i, value in zip(row, row_values) if i >= 0]
+        neighbours.append([thumbnail(_read_or_none(index, i)) for i, _ in found])
+        captions.append([f"{rank}. {value_name} {value:.3f}\n{short_name(index.names[i])}"
+                         for rank, (i, value) in enumerate(found, start=1)])
+    queries = [thumbnail(Path(q).read_bytes()) for q in query_paths]
+    return plot_contact_sheet(queries, [f"query\n{short_name(q)}" for q in query_paths], neighbours, captions, path)
+
+
+def _read_or_none(index, i):
+    """The file's bytes, or None where its collection has moved or changed since indexing (drawn blank)."""
+    try:
+        return index.read_file(i)
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return None
+
+
+def short_name(path, parts=2):
+    """The last ``parts`` components of a path: enough to tell files apart on a contact sheet."""
+    return "/".join(str(path).replace("\\", "/").split("/")[-parts:])
+
+
+# ----- retrieval quality ------------------------------------------------------------------------------
+def leave_one_out_neighbours(points, k, score_fn=neg_squared_l2, block_pairs=BLOCK_PAIRS):
+    """(N, k) indices of each point's k nearest other points, by exact search."""
+    indices, _ = nearest(points, points, k + 1, score_fn, block_pairs)
+    indices = backend.to_numpy(indices)
+    itself = indices == np.arange(len(indices))[:, None]
+    # move each point's own entry to the end (a duplicate point may outrank it), then drop the last column
+    return np.take_along_axis(indices, np.argsort(itself, axis=1, kind="stable"), axis=1)[:, :k]
+
+
+def retrieval_scores(neighbours, labels, ks):
+    """precision@1 and recall@k (some same-label item among the first k) of ranked neighbour indices."""
+    hits = labels[neighbours] == labels[:, None]
+    return {"precision_at_1": float(hits[:, 0].mean()),
+            **{f"recall_at_{k}": float(hits[:, :k].any(axis=1).mean()) for k in ks}}
+
+
+def retrieval_quality(model, images, labels, ks=(1, 5, 10)):
+    """Each image searched among all the others, as ``tinysiam search`` does (exact), next to raw-pixel search.
+
+    Returns {"images", "classes", "model": {"precision_at_1", "recall_at_1", ...}, "pixels": {...}}.
+    """
+    labels = np.asarray(labels)
+    embeddings = model.embed(images)
+    if model.head is None:
+        ranked = leave_one_out_neighbours(embeddings, max(ks))
+    else:
+        ranked = leave_one_out_neighbours(embeddings, max(ks), koch_scorer(model.head),
+                                          block_pairs=BLOCK_PAIRS // embeddings.shape[1])
+    pixels = leave_one_out_neighbours(np.asarray(images).reshape(len(images), -1), max(ks))
+    return {"images": len(images), "classes": int(len(np.unique(labels))),
+            "model": retrieval_scores(ranked, labels, ks), "pixels": retrieval_scores(pixels, labels, ks)}
