@@ -34,7 +34,6 @@ from ..data.datasets import iter_members, pillow
 from ..engine import backend
 from ..engine.tensor import Tensor, no_grad
 from ..serialization import read_npz, write_npz_atomic
-from ..siamese.distances import pairwise_distances
 from .presets import get_preset
 from .trained import INVERT_HELP, IMAGE_SUFFIXES, checkpoint_identity, decode_for_model, load_trained, \
     read_image_files
@@ -46,7 +45,9 @@ BLOCK_PAIRS = 1 << 22  # query-item scores held at once by exact search (16 MiB 
 # memory grow fastest), IVF-Flat beyond (benchmarks/RESULTS.md, "Image search at scale")
 AUTO_APPROXIMATE, AUTO_IVF = 100_000, 1_000_000
 HNSW_M, HNSW_EF_SEARCH = 32, 64
-IVF_NPROBE = 16
+# IVF-Flat: about 4 sqrt(N) lists (FAISS's guideline), at most IVF_MAX_LISTS, k-means on 64 points per list:
+# the build stays within minutes on 2 cores up to 10^7 images (benchmarks/RESULTS.md)
+IVF_MAX_LISTS, IVF_TRAINING_PER_LIST, IVF_NPROBE = 4096, 64, 16
 VALUE_NAMES = {"neg_l2": "distance", "koch_logit": "logit"}
 
 
@@ -114,9 +115,16 @@ def check_same_checkpoint(meta, identity, index_name):
 
 
 # ----- exact search ---------------------------------------------------------------------------------
-def neg_squared_l2(queries, items):
-    """(n_queries, n_items) scores, higher = nearer: minus the squared L2 distance."""
-    return -pairwise_distances(queries, items, "squared_l2")
+def l2_ranking(queries, items):
+    """(n_queries, n_items) scores that rank items as minus their squared L2 distance to the query does.
+
+    They are 2 q.x - |x|^2: minus the squared distance plus |q|^2, the same for
+    all of a query's items, so one matrix product and one subtraction.
+    """
+    scores = queries @ items.T
+    scores *= 2
+    scores -= backend.xp_of(items).einsum("ij,ij->i", items, items)  # |x|^2 without an (n, D) temporary
+    return scores
 
 
 def koch_scorer(head):
@@ -129,32 +137,41 @@ def koch_scorer(head):
     return scores
 
 
-def nearest(queries, items, k, score_fn=neg_squared_l2, block_pairs=BLOCK_PAIRS):
-    """(indices, scores), each (n_queries, k): the k highest-scoring items for each query, best first.
+def nearest(queries, items, k, score_fn=l2_ranking, block_pairs=BLOCK_PAIRS):
+    """(indices, scores), each (n_queries, k): the k items with the highest ``score_fn`` for each query, best first.
 
-    Exact: every item is scored, at most ``block_pairs`` query-item pairs at a
-    time, keeping a running top k, so memory does not grow with the number of
-    items. NumPy or CuPy arrays; the results live on the same device.
+    Exact: every item is scored, keeping a running top k, in blocks of about
+    ``block_pairs`` query-item scores (and at most ``block_pairs`` item values),
+    so memory does not grow with the number of items. NumPy or CuPy arrays;
+    the results live on the same device.
     """
     xp = backend.xp_of(items)
     if not 1 <= k <= len(items):
         raise ValueError(f"k must be between 1 and the number of items ({len(items)}), got {k}")
-    query_rows = min(len(queries), 1024)
-    item_rows = max(k, block_pairs // query_rows)
+    query_rows = min(len(queries), 1024, max(1, block_pairs // k))
+    item_rows = max(k, min(block_pairs // query_rows, block_pairs // items.shape[1]))
     found_indices, found_scores = [], []
     for q in range(0, len(queries), query_rows):
         block = queries[q:q + query_rows]
-        best_scores = xp.empty((len(block), 0), dtype=items.dtype)
-        best_indices = xp.empty((len(block), 0), dtype=np.int64)
+        best_scores = best_indices = None
         for start in range(0, len(items), item_rows):
-            scores = xp.concatenate([best_scores, score_fn(block, items[start:start + item_rows])], axis=1)
-            candidates = xp.arange(start, start + scores.shape[1] - best_scores.shape[1])
-            indices = xp.concatenate([best_indices, xp.broadcast_to(candidates, (len(block), len(candidates)))],
-                                     axis=1)
-            keep = xp.argpartition(-scores, k - 1, axis=1)[:, :k] if scores.shape[1] > k else \
-                xp.broadcast_to(xp.arange(scores.shape[1]), scores.shape)
-            best_scores = xp.take_along_axis(scores, keep, axis=1)
-            best_indices = xp.take_along_axis(indices, keep, axis=1)
+            scores = score_fn(block, items[start:start + item_rows])
+            indices = xp.broadcast_to(xp.arange(start, start + scores.shape[1]), scores.shape)
+            if best_scores is None:
+                rows = slice(None)
+            else:  # merge only the queries whose k-th best so far this block beats: few, once k good ones are found
+                rows = xp.flatnonzero((scores > best_scores.min(axis=1, keepdims=True)).any(axis=1))
+                if len(rows) == 0:
+                    continue
+                scores = xp.concatenate([best_scores[rows], scores[rows]], axis=1)
+                indices = xp.concatenate([best_indices[rows], indices[rows]], axis=1)
+            if scores.shape[1] > k:
+                keep = xp.argpartition(-scores, k - 1, axis=1)[:, :k]
+                scores, indices = xp.take_along_axis(scores, keep, axis=1), xp.take_along_axis(indices, keep, axis=1)
+            if best_scores is None:
+                best_scores, best_indices = scores, indices.copy()  # a copy: the broadcast view is read-only
+            else:
+                best_scores[rows], best_indices[rows] = scores, indices
         order = xp.argsort(-best_scores, axis=1)
         found_scores.append(xp.take_along_axis(best_scores, order, axis=1))
         found_indices.append(xp.take_along_axis(best_indices, order, axis=1))
@@ -201,10 +218,10 @@ def build_approximate(embeddings, method):
         index = faiss.IndexHNSWFlat(dim, HNSW_M)
         index.add(embeddings)
         return index, {"method": "hnsw", "m": HNSW_M, "ef_search": HNSW_EF_SEARCH}
-    # about 4 sqrt(N) lists (FAISS's guideline), with the 39 training points per list k-means wants
-    nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
+    nlist = max(1, min(int(4 * np.sqrt(n)), IVF_MAX_LISTS, n // 39))  # k-means wants 39+ points per list
     index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, nlist)
-    index.train(embeddings)  # FAISS samples at most 256 points per list
+    index.cp.max_points_per_centroid = IVF_TRAINING_PER_LIST  # FAISS draws this many per list (seeded) to train
+    index.train(embeddings)
     index.add(embeddings)
     return index, {"method": "ivf", "nlist": nlist, "nprobe": min(IVF_NPROBE, nlist)}
 
@@ -468,7 +485,7 @@ def short_name(path, parts=2):
 
 
 # ----- retrieval quality ------------------------------------------------------------------------------
-def leave_one_out_neighbours(points, k, score_fn=neg_squared_l2, block_pairs=BLOCK_PAIRS):
+def leave_one_out_neighbours(points, k, score_fn=l2_ranking, block_pairs=BLOCK_PAIRS):
     """(N, k) indices of each point's k nearest other points, by exact search."""
     indices, _ = nearest(points, points, k + 1, score_fn, block_pairs)
     indices = backend.to_numpy(indices)
