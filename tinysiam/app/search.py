@@ -261,9 +261,10 @@ def search(index, queries, k, exact=False, nprobe=None, ef_search=None, head=Non
 def l2_to_found(queries, items, indices):
     """(indices, L2 distances) re-sorted, each distance computed from the difference of the two rows.
 
-    The search's |q|^2 + |x|^2 - 2 q.x loses digits to cancellation (an image
-    would be 0.003 from itself in float32); the k found rows are few enough to
-    measure directly. Index -1 (not found by FAISS) gets distance inf.
+    Searches rank by products (2 q.x - |x|^2 here, |q|^2 + |x|^2 - 2 q.x in
+    FAISS), which lose digits to cancellation: an image would be 0.003 from
+    itself in float32. The k found rows are few enough to measure directly.
+    Index -1 (a neighbour FAISS did not reach) gets distance inf.
     """
     distances = np.sqrt(((queries[:, None, :] - items[np.maximum(indices, 0)]) ** 2).sum(axis=2))
     distances[indices < 0] = np.inf
@@ -351,7 +352,7 @@ def run_index(args):
         {name for name, c in zip(existing.names, existing.collection_ids) if c == collection_id}
 
     preset = get_preset(config.preset)
-    print(f"indexing {collection} with {args.checkpoint} ({config.preset} preset: {preset.input_size[0]}x"
+    print(f"indexing {relative_to_here(collection)} with {args.checkpoint} ({config.preset} preset: {preset.input_size[0]}x"
           f"{preset.input_size[1]} images, {preset.embedding_size}-d embeddings)")
     embeddings, names, skipped = embed_collection(model, args.images, preset.input_size, args.invert, args.batch,
                                                   already, progress=not args.quiet)
@@ -416,8 +417,6 @@ def run_search(args):
             raise ValueError(f"{option} must be at least 1, got {value}")
         if value is not None and (approximate is None or approximate["method"] != method):
             raise ValueError(f"{option}: {args.index} has no {method.upper()} index ({describe_method(approximate)})")
-    if not 1 <= args.k <= len(index):
-        raise ValueError(f"-k {args.k}: {args.index} holds {len(index)} images; k must be between 1 and {len(index)}")
     checkpoint = args.checkpoint or index.meta["checkpoint"]["path"]
     if args.checkpoint is None and not Path(checkpoint).is_file():
         raise FileNotFoundError(f"--checkpoint: {args.index} was built with {checkpoint}, which is no longer there; "
@@ -435,7 +434,7 @@ def run_search(args):
         print(f"  rank  {value_name:>8}  file")
         for rank, (i, value) in enumerate(zip(row, row_values), start=1):
             if i >= 0:  # FAISS marks neighbours it did not reach with -1
-                print(f"  {rank:4d}  {value:8.4f}  {index.location(i)}")
+                print(f"  {rank:4d}  {value:8.4f}  {relative_to_here(index.location(i))}")
         if (row < 0).any():
             print(f"  (the approximate index reached only {int((row >= 0).sum())}: raise --nprobe or --ef-search, "
                   "or pass --exact)")
@@ -443,6 +442,14 @@ def run_search(args):
         write_contact_sheet(index, args.queries, indices, values, value_name, args.sheet)
         print(f"contact sheet: {args.sheet}")
     return 0
+
+
+def relative_to_here(path):
+    """``path`` relative to the current folder when it lies below it (shorter to read), else unchanged."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def thumbnail(data, size=128):
