@@ -122,6 +122,8 @@ def test_verify_errors_name_the_argument(calibrated_checkpoint, pngs, tmp_path, 
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert main(["verify", str(tmp_path / "nope.png"), pngs["b"], "--checkpoint", checkpoint]) == 2
     assert "A: no such image file" in capsys.readouterr().err
+    assert main(["verify", str(tmp_path), pngs["b"], "--checkpoint", checkpoint]) == 2
+    assert f"A: {tmp_path} is a folder, not an image file" in capsys.readouterr().err
     assert main(["verify", pngs["a"], str(tmp_path / "notes.png"), "--checkpoint", checkpoint]) == 2
     assert "B: " in (err := capsys.readouterr().err) and "not a readable image" in err
 

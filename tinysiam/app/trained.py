@@ -65,7 +65,8 @@ def read_image_files(paths, size, invert, argument):
     members = []
     for path in map(Path, paths):
         if not path.is_file():
-            raise FileNotFoundError(f"{argument}: no such image file: {path}")
+            raise FileNotFoundError(f"{argument}: {path} is a folder, not an image file" if path.is_dir() else
+                                    f"{argument}: no such image file: {path}")
         members.append((str(path), path.read_bytes()))
     try:
         return decode_for_model(members, size, invert)
