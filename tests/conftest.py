@@ -52,6 +52,16 @@ def pattern_images(per_class, seed, n_classes=6):
     return LabelledImages(images, labels, [f"pattern{i}" for i in range(n_classes)])
 
 
+def write_png(path, image):
+    """An image in [0, 1] written as an 8-bit grey PNG (folders made as needed); returns the path."""
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.round(np.squeeze(image) * 255).astype(np.uint8)).save(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def calibrated_checkpoint(tmp_path_factory):
     """``make(loss)`` -> path of a digits-preset checkpoint trained briefly on the patterns, with its calibration."""

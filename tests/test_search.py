@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import on, pattern_images
+from conftest import on, pattern_images, write_png
 from tinysiam.app import search
 from tinysiam.app.cli import main
 from tinysiam.app.training import load_model
@@ -15,12 +15,6 @@ from tinysiam.evaluation import metrics
 
 Image = pytest.importorskip("PIL.Image")
 pytest.importorskip("matplotlib")
-
-
-def write_png(path, image):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.round(np.squeeze(image) * 255).astype(np.uint8)).save(path)
-    return path
 
 
 @pytest.fixture(scope="module")

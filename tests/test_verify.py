@@ -5,7 +5,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from conftest import pattern_images
+from conftest import pattern_images, write_png
 from tinysiam.app.cli import main
 from tinysiam.app.training import TrainConfig, load_model
 from tinysiam.app.trained import read_image_files
@@ -16,18 +16,12 @@ from tinysiam.siamese.mining import PairSampler
 Image = pytest.importorskip("PIL.Image")
 
 
-def write_png(path, image):
-    Image.fromarray(np.round(np.squeeze(image) * 255).astype(np.uint8)).save(path)
-    return str(path)
-
-
 @pytest.fixture(scope="module")
 def pngs(tmp_path_factory):
     """Two images of pattern 0 and one of pattern 1, as PNG files."""
     folder = tmp_path_factory.mktemp("pngs")
     images = pattern_images(2, seed=7)
-    return {"a": write_png(folder / "a.png", images.images[0]), "a2": write_png(folder / "a2.png", images.images[1]),
-            "b": write_png(folder / "b.png", images.images[2])}
+    return {name: str(write_png(folder / f"{name}.png", image)) for name, image in zip(("a", "a2", "b"), images.images)}
 
 
 def rates(scores, same, threshold):
