@@ -147,8 +147,7 @@ def measure_size(n, args):
             setting = ", ".join(f"{key} {v}" for key, v in params.items() if key not in ("method", option))
             rows.append({"method": name, "setting": f"{setting}, {option} {value}".lstrip(", "), "build_s": build_s,
                          "queries_per_s": len(queries) / seconds, "one_query_ms": one_query_ms(approximate, queries),
-                         "memory_mb": memory_mb, "recall": recall(found, truth), "recall_reference": "exact search",
-                         "default": value == params[option]})
+                         "memory_mb": memory_mb, "recall": recall(found, truth), "recall_reference": "exact search"})
     return rows, peak_rss_mb()
 
 
@@ -162,8 +161,7 @@ def scale_markdown(report):
              f"{report['load_before']} before, {report['load_after']} after (other work shares the 2 cores). "
              f"Command: `{report['command']}`. Recall@{k} is against tinysiam's exact search, whose own recall is "
              "against a float64 brute force (100 queries). Memory is the index's size (the embeddings for exact "
-             "search; FAISS's serialized index); the process's peak RSS follows each size. Rows marked * are the "
-             "defaults `tinysiam index` stores.", "",
+             "search; FAISS's index file); the process's peak RSS follows each size.", "",
              f"| images | method | setting | build (s) | queries/s | one query (ms) | memory (MB) | recall@{k} |",
              "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for size in report["sizes"]:
@@ -171,8 +169,7 @@ def scale_markdown(report):
             if "not_run" in row:
                 lines.append(f"| {size['images']:,} | {row['method']} | {row['not_run']} | | | | | |")
                 continue
-            star = " *" if row.get("default") else ""
-            lines.append(f"| {size['images']:,} | {row['method']} | {row['setting']}{star} | {row['build_s']:.1f} | "
+            lines.append(f"| {size['images']:,} | {row['method']} | {row['setting']} | {row['build_s']:.1f} | "
                          f"{row['queries_per_s']:,.0f} | {row['one_query_ms']:.2f} | {row['memory_mb']:,.0f} | "
                          f"{row['recall']:.3f} |")
         lines.append(f"| {size['images']:,} | process peak RSS | {size['peak_rss_mb']:,.0f} MB | | | | | |")
