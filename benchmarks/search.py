@@ -36,13 +36,13 @@ import statistics
 import sys
 import tempfile
 import time
-from argparse import Namespace
 
 import numpy as np
 
 from tinysiam.app import search as image_search
-from tinysiam.app.cli import load_split
 from tinysiam.app.presets import get_preset
+from tinysiam.data.splits import load_split
+from tinysiam.engine.backend import to_numpy
 from tinysiam.app.trained import load_trained
 from tinysiam.app.verify import calibrate
 from tinysiam.evaluation.metrics import equal_error_rate
@@ -180,24 +180,28 @@ KS = (1, 5, 10)
 
 
 class RawPixels:
-    """Raw-pixel L2 distance with the model interface ``calibrate`` uses (the trivial baseline)."""
+    """The trivial baseline with the model interface ``calibrate`` uses: the image is its embedding, L2 distance."""
 
-    head = None
+    head, metric = None, "l2"
 
-    def pair_scores(self, left, right):
-        return -np.linalg.norm((left - right).reshape(len(left), -1), axis=1)
+    def embed(self, images):
+        return images.reshape(len(images), -1)
+
+    def score_embeddings(self, e1, e2):
+        return -np.linalg.norm(e1 - e2, axis=1)
 
 
-def split(data, data_dir, preset):
-    """(validation, held-out) LabelledImages of ``tinysiam train``'s split (seed 0) at the preset's size."""
-    _, val, test = load_split(Namespace(data=data, data_dir=data_dir, seed=0), get_preset(preset).input_size)
+def split(config, data_dir):
+    """(validation, held-out) LabelledImages of the checkpoint's training split at its preset's size."""
+    _, val, test = load_split(config.data, get_preset(config.preset).input_size, config.seed, data_dir)
     return val, (val if test is None else test)
 
 
 def applied(scorer, calibration, held_out, seed=1, n_pairs=2000):
     """The rates the validation thresholds give on held-out pairs."""
     left, right, same = PairSampler(held_out.labels, seed=seed).sample(n_pairs)
-    scores = scorer.pair_scores(held_out.images[left], held_out.images[right])
+    embeddings = to_numpy(scorer.embed(held_out.images))
+    scores = scorer.score_embeddings(embeddings[left], embeddings[right])
     same = same.astype(bool)
 
     def rates(threshold):
@@ -219,7 +223,9 @@ def verification(model, val, held_out):
 
 def evaluate(data, checkpoint, args):
     model, config, _ = load_trained(checkpoint)
-    val, held_out = split(data, args.data_dir, config.preset)
+    if config.data != data:
+        raise SystemExit(f"--{data} {checkpoint} was trained on {config.data}")
+    val, held_out = split(config, args.data_dir)
     start = time.perf_counter()
     entry = {"data": data, "checkpoint": checkpoint, "preset": config.preset, "loss": config.loss,
              "held_out": "test subjects" if held_out is not val else "validation characters",

@@ -65,9 +65,10 @@ def write_png(path, image):
 @pytest.fixture(scope="session")
 def calibrated_checkpoint(tmp_path_factory):
     """``make(loss)`` -> path of a digits-preset checkpoint trained briefly on the patterns, with its calibration."""
-    from dataclasses import asdict
-
-    from tinysiam.app.training import Trainer, TrainConfig, load_model
+    from tinysiam.app.config import TrainConfig
+    from tinysiam.app.model import load_model
+    from tinysiam.app.runs import RunFolder
+    from tinysiam.app.training import Trainer
     from tinysiam.app.verify import calibrate
     from tinysiam.serialization import save_checkpoint
 
@@ -78,10 +79,11 @@ def calibrated_checkpoint(tmp_path_factory):
             out = tmp_path_factory.mktemp(f"trained-{loss}")
             config = TrainConfig(preset="digits", loss=loss, epochs=1, steps_per_epoch=60, batch=32, val_way=3,
                                  val_episodes=20, lr=3e-3)
-            Trainer(config, pattern_images(20, seed=1), pattern_images(10, seed=2), out, progress=False).fit()
+            with RunFolder(out).open("new") as run:
+                Trainer(config, pattern_images(20, seed=1), pattern_images(10, seed=2), run, progress=False).fit()
             model, _ = load_model(out / "last.npz")
             val = pattern_images(10, seed=3)
-            save_checkpoint(out / "calibrated.npz", model, config=asdict(config),
+            save_checkpoint(out / "calibrated.npz", model, config=config.to_dict(),
                             calibration=calibrate(model, val.images, val.labels, n_pairs=400, fars=(0.05, 0.01)))
             made[loss] = out / "calibrated.npz"
         return made[loss]

@@ -9,9 +9,10 @@ from hypothesis import strategies as st
 from conftest import on, pattern_images, write_png
 from tinysiam.app import search
 from tinysiam.app.cli import main
-from tinysiam.app.training import load_model
+from tinysiam.app.model import load_model
 from tinysiam.engine.backend import to_numpy
 from tinysiam.evaluation import metrics
+from tinysiam.siamese.distances import pairwise_distances
 
 Image = pytest.importorskip("PIL.Image")
 pytest.importorskip("matplotlib")
@@ -60,6 +61,44 @@ def test_koch_scores_are_the_models_similarity(calibrated_checkpoint):
     queries, supports = images[:4], images[4:]
     scores = search.koch_scorer(model.head)(model.embed(queries), model.embed(supports))
     np.testing.assert_allclose(scores, model.similarity(queries, supports), rtol=1e-5, atol=1e-5)
+
+
+def untrained(loss, approximate=None):
+    """A randomly initialised digits model of ``loss`` and an in-memory index of 40 pattern images."""
+    from tinysiam.app.config import TrainConfig
+    from tinysiam.app.model import SiameseModel
+    from tinysiam.app.trained import score_kind
+
+    model = SiameseModel(TrainConfig(preset="digits", loss=loss, augment=loss == "nt-xent"),
+                         rng=np.random.default_rng(0))
+    embeddings = to_numpy(model.embed(pattern_images(40 // 6 + 1, seed=4).images[:40]))
+    meta = {"checkpoint": {"score": score_kind(model)}, "approximate": approximate}
+    return model, search.ImageIndex(embeddings, [f"{i}.png" for i in range(40)], np.zeros(40, np.int32), meta)
+
+
+@pytest.mark.parametrize("loss, metric", [("contrastive", "l2"), ("chopra", "l1"), ("nt-xent", "cosine")])
+def test_search_ranks_by_the_distance_the_model_was_trained_for(loss, metric):
+    model, index = untrained(loss)
+    queries = to_numpy(model.embed(pattern_images(1, seed=9).images))
+    indices, scores = search.search(index, model, queries, 5)
+    distances = to_numpy(pairwise_distances(queries.astype(np.float64), index.embeddings, metric))
+    np.testing.assert_array_equal(indices, np.argsort(distances, axis=1, kind="stable")[:, :5])
+    np.testing.assert_allclose(-scores, np.take_along_axis(distances, indices, axis=1), rtol=1e-4, atol=1e-5)
+    # an indexed embedding is exactly at distance 0 from itself: the found rows are measured from their difference
+    assert search.search(index, model, index.embeddings[7:8], 1)[1][0, 0] == (0 if metric != "cosine" else
+                                                                             pytest.approx(0, abs=1e-6))
+
+
+def test_faiss_ranks_cosine_models_by_cosine():
+    pytest.importorskip("faiss", reason="faiss-cpu is not installed (pip install tinysiam[search])")
+    model, index = untrained("nt-xent")
+    built, params = search.build_approximate(search.for_faiss(index.embeddings, "neg_cosine"), "hnsw")
+    index.approximate, index.meta["approximate"] = search.faiss_module().serialize_index(built), params
+    queries = to_numpy(model.embed(pattern_images(1, seed=9).images))
+    approximate = search.search(index, model, queries, 5)
+    exact = search.search(index, model, queries, 5, exact=True)
+    np.testing.assert_array_equal(approximate[0], exact[0])  # 40 images: HNSW finds them all
+    np.testing.assert_allclose(approximate[1], exact[1])
 
 
 def test_retrieval_quality_agrees_with_the_metrics(calibrated_checkpoint):
@@ -165,9 +204,23 @@ def test_append_adds_only_new_images_from_the_same_checkpoint(calibrated_checkpo
     assert "nothing to add" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("case", ["other checkpoint", "append other checkpoint", "append other invert", "exists",
-                                  "no images", "k too large", "not an index", "nprobe without ivf", "no such folder"])
-def test_bad_input_names_the_argument_and_writes_nothing(case, calibrated_checkpoint, collection, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def retouched_checkpoint(calibrated_checkpoint, tmp_path_factory):
+    """The contrastive checkpoint with one weight changed: same preset and score, other weights."""
+    from tinysiam.serialization import read_checkpoint_meta, save_checkpoint
+
+    model, _ = load_model(calibrated_checkpoint())
+    next(iter(model.parameters())).data[0] += 0.1
+    path = tmp_path_factory.mktemp("retouched") / "retouched.npz"
+    save_checkpoint(path, model, config=read_checkpoint_meta(calibrated_checkpoint())["config"])
+    return path
+
+
+@pytest.mark.parametrize("case", ["other weights", "other head", "append other checkpoint", "append other invert",
+                                  "exists", "no images", "k too large", "not an index", "nprobe without ivf",
+                                  "no such folder"])
+def test_bad_input_names_the_argument_and_writes_nothing(case, calibrated_checkpoint, retouched_checkpoint, collection,
+                                                         tmp_path, capsys):
     contrastive, koch = calibrated_checkpoint(), calibrated_checkpoint("koch")
     index = tmp_path / "index.npz"
     assert main(index_args(collection, contrastive, index)) == 0
@@ -177,14 +230,16 @@ def test_bad_input_names_the_argument_and_writes_nothing(case, calibrated_checkp
     (empty / "broken.jpg").write_text("no pixels here")
     query = str(collection / "pattern0" / "0.png")
     argv, message = {
-        "other checkpoint": (["search", str(index), query, "--checkpoint", str(koch)],
-                             f"--checkpoint {koch} is not the checkpoint {index} was built with (weights"),
-        "append other checkpoint": (index_args(collection, koch, index, "--append"), "is not the checkpoint"),
+        "other weights": (["search", str(index), query, "--checkpoint", str(retouched_checkpoint)],
+                          f"--checkpoint {retouched_checkpoint} is not the checkpoint {index} was built with (weights"),
+        "other head": (["search", str(index), query, "--checkpoint", str(koch)], "(score neg_l2 there, koch_logit here"),
+        "append other checkpoint": (index_args(collection, retouched_checkpoint, index, "--append"),
+                                    "is not the checkpoint"),
         "append other invert": (index_args(collection, contrastive, index, "--append", "--invert"),
                                 "--invert: "),
         "exists": (index_args(collection, contrastive, index), f"--out {index} already exists: pass --append"),
         "no images": (index_args(empty, contrastive, tmp_path / "new.npz"), f"IMAGES: {empty} holds no readable images"),
-        "k too large": (["search", str(index), query, "-k", "25"], "-k 25: the index holds 24 images"),
+        "k too large": (["search", str(index), query, "-k", "25"], f"-k 25: {index} holds 24 images"),
         "not an index": (["search", str(contrastive), query], f"INDEX: {contrastive} is not a tinysiam index"),
         "nprobe without ivf": (["search", str(index), query, "--nprobe", "4"], "--nprobe: "),
         "no such folder": (index_args(tmp_path / "nowhere", contrastive, tmp_path / "new.npz"),
@@ -217,8 +272,11 @@ def test_without_faiss_an_approximate_index_asks_for_it(monkeypatch):
 def test_choose_method_by_size_and_head():
     assert search.choose_method("auto", search.AUTO_APPROXIMATE - 1, "neg_l2") == "exact"
     assert search.choose_method("auto", 10 ** 7, "koch_logit") == "exact"
-    with pytest.raises(ValueError, match="--method hnsw: this model scores pairs with Koch's head"):
+    with pytest.raises(ValueError, match="--method hnsw: this model scores pairs by Koch's head"):
         search.choose_method("hnsw", 100, "koch_logit")
+    with pytest.raises(ValueError, match="--method ivf: this model scores pairs by L1 distance"):
+        search.choose_method("ivf", 100, "neg_l1")
+    assert search.choose_method("ivf", 100, "neg_cosine") == "ivf"
 
 
 @pytest.mark.parametrize("method", ["ivf", "hnsw"])
@@ -230,7 +288,7 @@ def test_faiss_finds_nearly_what_exact_search_finds(method):
     exact, _ = search.nearest(queries, items, 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact)])
     assert recall > 0.9, recall
-    _, distances = search.l2_to_found(queries, items, found)
+    distances = np.linalg.norm(queries[:, None] - items[found], axis=2)
     np.testing.assert_allclose(np.sqrt(squared), distances, rtol=1e-3, atol=1e-3)  # FAISS's distances are L2^2
     assert search.choose_method("auto", search.AUTO_APPROXIMATE, "neg_l2") == "hnsw"
     assert search.choose_method("auto", search.AUTO_IVF, "neg_l2") == "ivf"

@@ -1,13 +1,12 @@
 """Calibrated verification: the thresholds ``calibrate`` records, and ``tinysiam verify`` on image files."""
 import json
-from dataclasses import asdict
-
 import numpy as np
 import pytest
 
 from conftest import pattern_images, write_png
 from tinysiam.app.cli import main
-from tinysiam.app.training import TrainConfig, load_model
+from tinysiam.app.config import TrainConfig
+from tinysiam.app.model import load_model
 from tinysiam.app.trained import read_image_files
 from tinysiam.app.verify import calibrate
 from tinysiam.serialization import read_checkpoint_meta, save_checkpoint
@@ -102,13 +101,13 @@ def test_an_image_of_another_size_is_resized(calibrated_checkpoint, pngs, tmp_pa
 def test_verify_errors_name_the_argument(calibrated_checkpoint, pngs, tmp_path, capsys):
     checkpoint = str(calibrated_checkpoint())
     model, _ = load_model(checkpoint)
-    save_checkpoint(tmp_path / "plain.npz", model, config=asdict(TrainConfig(preset="digits")))
+    save_checkpoint(tmp_path / "plain.npz", model, config=TrainConfig(preset="digits").to_dict())
     (tmp_path / "notes.png").write_text("not an image")
     cases = [
         (["--checkpoint", str(tmp_path / "plain.npz")], "holds no calibration: checkpoints written by `tinysiam train`"),
         (["--checkpoint", checkpoint, "--far", "0.2"], "--far 0.2: the checkpoint records thresholds at false-accept "
                                                        "rates 0.05, 0.01"),
-        (["--checkpoint", str(tmp_path / "missing.npz")], "--checkpoint: no such file"),
+        (["--checkpoint", str(tmp_path / "missing.npz")], f"--checkpoint {tmp_path / 'missing.npz'}: no such file"),
     ]
     for options, message in cases:
         assert main(["verify", pngs["a"], pngs["b"], *options]) == 2

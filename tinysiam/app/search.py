@@ -17,10 +17,12 @@ queries in blocks of ``BLOCK_PAIRS`` scores, on NumPy or CuPy, so memory stays
 bounded for any collection size. With FAISS installed (``pip install
 tinysiam[search]``), large collections also get an approximate index (IVF or
 HNSW) built from the same embeddings; ``search --exact`` ignores it.
-Embeddings are compared by L2 distance, or, for a model trained with Koch's
-head, by the head's logit (exact search only: FAISS cannot index learned
-pair weights).
+Images are ranked as the model scores pairs (``score_kind``): by the distance
+their loss trained the embeddings for (L2, cosine, L1), or by the logit of
+Koch's head. FAISS indexes L2 and cosine (as L2 between unit vectors, which
+ranks alike); L1 and Koch's head are searched exactly.
 """
+import argparse
 import io
 import json
 import sys
@@ -34,9 +36,11 @@ from ..data.datasets import iter_members, pillow
 from ..engine import backend
 from ..engine.tensor import Tensor, no_grad
 from ..serialization import read_npz, write_npz_atomic
+from ..siamese.distances import NORM_EPS, pairwise_distances
+from .errors import UserError, blame
 from .presets import get_preset
-from .trained import INVERT_HELP, IMAGE_SUFFIXES, checkpoint_identity, decode_for_model, load_trained, \
-    read_image_files
+from .trained import INVERT_HELP, IMAGE_SUFFIXES, checkpoint_identity, decode_for_model, inverts, load_trained, \
+    read_image_files, score_kind
 
 INDEX_FORMAT, INDEX_VERSION = "tinysiam-index", 1
 METHODS = ("auto", "exact", "ivf", "hnsw")
@@ -48,7 +52,7 @@ HNSW_M, HNSW_EF_SEARCH = 32, 64
 # IVF-Flat: about 4 sqrt(N) lists (FAISS's guideline), at most IVF_MAX_LISTS, k-means on 64 points per list:
 # the build stays within minutes on 2 cores up to 10^7 images (benchmarks/RESULTS.md)
 IVF_MAX_LISTS, IVF_TRAINING_PER_LIST, IVF_NPROBE = 4096, 64, 16
-VALUE_NAMES = {"neg_l2": "distance", "koch_logit": "logit"}
+APPROXIMABLE = ("neg_l2", "neg_cosine")  # the scores FAISS can rank by
 
 
 # ----- the index file -------------------------------------------------------------------------
@@ -89,16 +93,15 @@ def save_index(index, path):
 
 
 def load_index(path, argument="INDEX"):
-    try:
+    """The index at ``path``; a missing, damaged or foreign file is a UserError naming ``argument``."""
+    with blame(argument):
         arrays = read_npz(path)
-    except (FileNotFoundError, ValueError) as error:
-        raise type(error)(f"{argument}: {error}") from None
     meta = json.loads(arrays["meta"].tobytes()) if "meta" in arrays else {}
-    if meta.get("format") != INDEX_FORMAT:
-        raise ValueError(f"{argument}: {path} is not a tinysiam index (write one with `tinysiam index`)")
+    if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT:
+        raise UserError(f"{argument}: {path} is not a tinysiam index (write one with `tinysiam index`)")
     if meta["version"] != INDEX_VERSION:
-        raise ValueError(f"{argument}: {path} is a version {meta['version']} index; this tinysiam reads "
-                         f"version {INDEX_VERSION}: rebuild it with `tinysiam index`")
+        raise UserError(f"{argument}: {path} is a version {meta['version']} index; this tinysiam reads "
+                        f"version {INDEX_VERSION}: rebuild it with `tinysiam index`")
     names, offsets = arrays["names"].tobytes(), arrays["name_offsets"]
     return ImageIndex(arrays["embeddings"], [names[a:b].decode() for a, b in zip(offsets[:-1], offsets[1:])],
                       arrays["collection_ids"], meta, arrays.get("faiss"))
@@ -107,9 +110,10 @@ def load_index(path, argument="INDEX"):
 def check_same_checkpoint(meta, identity, index_name):
     """Refuse a checkpoint other than the one the index was built with: its embeddings would not compare."""
     built = meta["checkpoint"]
-    for key, what in (("preset", "preset"), ("input_size", "input size"), ("weights_sha256", "weights")):
+    for key, what in (("preset", "preset"), ("input_size", "input size"), ("score", "score"),
+                      ("weights_sha256", "weights")):
         if built[key] != identity[key]:
-            raise ValueError(f"--checkpoint {identity['path']} is not the checkpoint {index_name} was built with "
+            raise UserError(f"--checkpoint {identity['path']} is not the checkpoint {index_name} was built with "
                              f"({what} {built[key]} there, {identity[key]} here; built with {built['path']}): "
                              "use that checkpoint, or build a new index")
 
@@ -127,6 +131,24 @@ def l2_ranking(queries, items):
     return scores
 
 
+def cosine_ranking(queries, items):
+    """(n_queries, n_items) cosine similarities (norms clamped at NORM_EPS, as the cosine distance does)."""
+    xp = backend.xp_of(items)
+    norms = xp.maximum(xp.sqrt(xp.einsum("ij,ij->i", items, items)), NORM_EPS)
+    return (unit_rows(queries) @ items.T) / norms
+
+
+def unit_rows(rows):
+    """Each row divided by its L2 norm (at least NORM_EPS)."""
+    xp = backend.xp_of(rows)
+    return rows / xp.maximum(xp.sqrt(xp.einsum("ij,ij->i", rows, rows)), NORM_EPS)[:, None]
+
+
+def l1_ranking(queries, items):
+    """(n_queries, n_items) minus the L1 distances."""
+    return -pairwise_distances(queries, items, "l1")
+
+
 def koch_scorer(head):
     """Scores by Koch's head: the logit w . |q - x| + b of every query-item pair."""
     def scores(queries, items):
@@ -135,6 +157,18 @@ def koch_scorer(head):
             logits = head(Tensor(xp.repeat(queries, len(items), axis=0)), Tensor(xp.tile(items, (len(queries), 1))))
         return logits.data.reshape(len(queries), len(items))
     return scores
+
+
+def ranking(kind, head=None, dim=1):
+    """(score_fn, block_pairs) with which ``nearest`` ranks items as a model of ``score_kind`` ``kind`` does.
+
+    L1 and Koch's head hold a (queries, items, D) difference, so their blocks are D times smaller.
+    """
+    if kind == "koch_logit":
+        return koch_scorer(head), max(1, BLOCK_PAIRS // dim)
+    if kind == "neg_l1":
+        return l1_ranking, max(1, BLOCK_PAIRS // dim)
+    return {"neg_l2": l2_ranking, "neg_cosine": cosine_ranking}[kind], BLOCK_PAIRS
 
 
 def nearest(queries, items, k, score_fn=l2_ranking, block_pairs=BLOCK_PAIRS):
@@ -195,17 +229,19 @@ def faiss_available():
     return True
 
 
-def choose_method(method, n_images, score):
-    """"exact", "ivf" or "hnsw" for ``--method`` (``auto``: by collection size, when FAISS is installed)."""
+def choose_method(method, n_images, kind):
+    """"exact", "ivf" or "hnsw" for ``--method`` (``auto``: by collection size, when FAISS is installed and
+    can rank by the model's score ``kind``)."""
     if method not in METHODS:
-        raise ValueError(f"--method must be one of {METHODS}, got {method!r}")
+        raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
     if method == "auto":
-        if score != "neg_l2" or n_images < AUTO_APPROXIMATE or not faiss_available():
+        if kind not in APPROXIMABLE or n_images < AUTO_APPROXIMATE or not faiss_available():
             return "exact"
         return "hnsw" if n_images < AUTO_IVF else "ivf"
-    if method != "exact" and score != "neg_l2":
-        raise ValueError(f"--method {method}: this model scores pairs with Koch's head (learned weights), "
-                         "which FAISS cannot index; use --method exact")
+    if method != "exact" and kind not in APPROXIMABLE:
+        how = "Koch's head (learned pair weights)" if kind == "koch_logit" else "L1 distance"
+        raise ValueError(f"--method {method}: this model scores pairs by {how}, which the approximate index does "
+                         "not rank by; use --method exact")
     return method
 
 
@@ -236,40 +272,38 @@ def approximate_nearest(index, params, queries, k, nprobe=None, ef_search=None):
     return indices, distances
 
 
-def search(index, queries, k, exact=False, nprobe=None, ef_search=None, head=None, device="cpu"):
-    """(indices, values) of the k nearest indexed images of each query embedding, best first.
+def for_faiss(embeddings, kind):
+    """The vectors FAISS indexes for a model of ``score_kind`` ``kind``: unit vectors for cosine (L2 between
+    them ranks as the cosine does), the embeddings themselves for L2."""
+    return backend.to_numpy(unit_rows(embeddings) if kind == "neg_cosine" else embeddings)
 
-    Values are L2 distances, or Koch logits when ``head`` is given. Uses the
-    index's approximate index unless ``exact`` (or there is none).
+
+def search(index, model, queries, k, exact=False, nprobe=None, ef_search=None, device="cpu"):
+    """(indices, scores) of the k indexed images nearest to each query embedding, best first.
+
+    Scores are ``model.score_embeddings`` of each query and found image
+    (higher = more alike), the very scores ``verify`` compares; the search
+    itself ranks by a cheaper equivalent. Uses the index's approximate index
+    unless ``exact`` (or there is none); a neighbour it did not reach has index
+    -1 and score -inf.
     """
+    kind = index.meta["checkpoint"]["score"]
     if not 1 <= k <= len(index):
         raise ValueError(f"-k {k}: the index holds {len(index)} images; k must be between 1 and {len(index)}")
-    if head is not None:
-        items = backend.to_device(index.embeddings, device)
-        indices, scores = nearest(backend.to_device(queries, device), items, k, koch_scorer(head),
-                                  block_pairs=max(k, BLOCK_PAIRS // items.shape[1]))
-        return backend.to_numpy(indices), backend.to_numpy(scores)
-    queries = backend.to_numpy(queries)
     if index.approximate is not None and not exact:
         approximate = faiss_module().deserialize_index(index.approximate)
-        indices, _ = approximate_nearest(approximate, index.meta["approximate"], queries, k, nprobe, ef_search)
+        indices, _ = approximate_nearest(approximate, index.meta["approximate"], for_faiss(queries, kind), k,
+                                         nprobe, ef_search)
     else:
-        indices, _ = nearest(backend.to_device(queries, device), backend.to_device(index.embeddings, device), k)
-    return l2_to_found(queries, index.embeddings, backend.to_numpy(indices))
-
-
-def l2_to_found(queries, items, indices):
-    """(indices, L2 distances) re-sorted, each distance computed from the difference of the two rows.
-
-    Searches rank by products (2 q.x - |x|^2 here, |q|^2 + |x|^2 - 2 q.x in
-    FAISS), which lose digits to cancellation: an image would be 0.003 from
-    itself in float32. The k found rows are few enough to measure directly.
-    Index -1 (a neighbour FAISS did not reach) gets distance inf.
-    """
-    distances = np.sqrt(((queries[:, None, :] - items[np.maximum(indices, 0)]) ** 2).sum(axis=2))
-    distances[indices < 0] = np.inf
-    order = np.argsort(distances, axis=1, kind="stable")
-    return np.take_along_axis(indices, order, axis=1), np.take_along_axis(distances, order, axis=1)
+        score_fn, block_pairs = ranking(kind, model.head, index.embeddings.shape[1])
+        indices, _ = nearest(backend.to_device(queries, device), backend.to_device(index.embeddings, device), k,
+                             score_fn, block_pairs)
+        indices = backend.to_numpy(indices)
+    queries = backend.to_numpy(queries)
+    scores = model.score_embeddings(np.repeat(queries, k, axis=0), index.embeddings[np.maximum(indices, 0).ravel()])
+    scores = np.where(indices < 0, -np.inf, scores.reshape(indices.shape))
+    order = np.argsort(-scores, axis=1, kind="stable")  # measured from the rows themselves: exact, 0 for itself
+    return np.take_along_axis(indices, order, axis=1), np.take_along_axis(scores, order, axis=1)
 
 
 # ----- building an index ----------------------------------------------------------------------------
@@ -289,24 +323,27 @@ def embed_collection(model, collection, size, invert, batch_size=256, already=fr
         chunks.append(backend.to_numpy(model.embed(np.concatenate(batch), batch_size)).astype(np.float32))
         batch.clear()
 
-    try:
-        for name, data in tqdm(iter_members(collection, suffixes), desc="embedding", unit=" images", mininterval=0.5,
-                               disable=not (progress and sys.stderr.isatty())):
-            if name in already:
-                continue
-            try:
-                batch.append(decode_for_model([(name, data)], size, invert))
-            except ValueError as error:
-                skipped.append(str(error))
-                continue
-            names.append(name)
-            if len(batch) == batch_size:
-                embed_batch()
-    except (FileNotFoundError, ValueError) as error:  # no such folder, not a zip, a damaged archive
-        raise type(error)(f"IMAGES: {error}") from None
+    for name, data in tqdm(collection_files(collection, suffixes), desc="embedding", unit=" images",
+                           mininterval=0.5, disable=not (progress and sys.stderr.isatty())):
+        if name in already:
+            continue
+        try:
+            batch.append(decode_for_model([(name, data)], size, invert))
+        except ValueError as error:
+            skipped.append(str(error))
+            continue
+        names.append(name)
+        if len(batch) == batch_size:
+            embed_batch()
     if batch:
         embed_batch()
     return (np.concatenate(chunks) if chunks else None), names, skipped
+
+
+def collection_files(collection, suffixes):
+    """``iter_members`` of the collection; a missing folder or a damaged archive is a UserError naming IMAGES."""
+    with blame("IMAGES"):
+        yield from iter_members(collection, suffixes)
 
 
 def add_index_parser(subparsers):
@@ -320,29 +357,29 @@ def add_index_parser(subparsers):
     p.add_argument("--method", choices=METHODS, default="auto",
                    help=f"exact search only, or also a FAISS approximate index; auto: exact below "
                         f"{AUTO_APPROXIMATE:,} images, HNSW below {AUTO_IVF:,}, IVF-Flat above (when FAISS is installed)")
-    p.add_argument("--invert", action="store_true", help=INVERT_HELP)
+    p.add_argument("--invert", action=argparse.BooleanOptionalAction, help=INVERT_HELP)
     p.add_argument("--batch", type=int, default=256, help="images embedded at once (default 256)")
     p.add_argument("--device", choices=backend.DEVICES, default="cpu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def run_index(args):
+def run_index(args, given=None):
+    """``tinysiam index``; ``given`` (training options) is unused: every command takes (args, given)."""
     out = Path(args.out)
     if args.batch < 1:
-        raise ValueError(f"--batch must be at least 1, got {args.batch}")
+        raise UserError(f"--batch must be at least 1, got {args.batch}")
     if args.append and args.overwrite:
-        raise ValueError("give --append or --overwrite, not both")
+        raise UserError("give --append or --overwrite, not both")
     if out.exists() and not (args.append or args.overwrite):
-        raise FileExistsError(f"--out {out} already exists: pass --append to add images to it or --overwrite to "
-                              "replace it")
+        raise UserError(f"--out {out} already exists: pass --append to add images to it or --overwrite to replace it")
     model, config, _ = load_trained(args.checkpoint, args.device)
-    identity = checkpoint_identity(args.checkpoint, model, config)
+    identity, invert = checkpoint_identity(args.checkpoint, model, config), inverts(config, args.invert)
     existing = load_index(out, "--out") if args.append and out.exists() else None
     if existing is not None:
         check_same_checkpoint(existing.meta, identity, out)
-        if existing.meta["invert"] != args.invert:
-            raise ValueError(f"--invert: {out} was built {'with' if existing.meta['invert'] else 'without'} --invert; "
-                             "its images and the new ones must be prepared alike")
+        if existing.meta["invert"] != invert:
+            raise UserError(f"--invert: {out} holds images {'' if existing.meta['invert'] else 'not '}inverted; "
+                            "the new ones must be prepared alike")
     collection = str(Path(args.images).resolve())
     collections = list(existing.meta["collections"]) if existing is not None else []
     if collection not in collections:
@@ -352,9 +389,10 @@ def run_index(args):
         {name for name, c in zip(existing.names, existing.collection_ids) if c == collection_id}
 
     preset = get_preset(config.preset)
-    print(f"indexing {relative_to_here(collection)} with {args.checkpoint} ({config.preset} preset: {preset.input_size[0]}x"
-          f"{preset.input_size[1]} images, {preset.embedding_size}-d embeddings)")
-    embeddings, names, skipped = embed_collection(model, args.images, preset.input_size, args.invert, args.batch,
+    print(f"indexing {relative_to_here(collection)} with {args.checkpoint} ({config.preset} preset: "
+          f"{preset.input_size[0]}x{preset.input_size[1]} images{', inverted' if invert else ''}, "
+          f"{preset.embedding_size}-d embeddings)", flush=True)
+    embeddings, names, skipped = embed_collection(model, args.images, preset.input_size, invert, args.batch,
                                                   already, progress=not args.quiet)
     if skipped:
         print(f"skipped {len(skipped)} unreadable file{'s' * (len(skipped) > 1)}:", file=sys.stderr)
@@ -364,24 +402,32 @@ def run_index(args):
         if already:
             print(f"nothing to add: {out} already holds the {len(already)} images of {collection}")
             return 0
-        raise ValueError(f"IMAGES: {args.images} holds no readable images (files ending in {', '.join(IMAGE_SUFFIXES)})")
+        raise UserError(f"IMAGES: {args.images} holds no readable images (files ending in {', '.join(IMAGE_SUFFIXES)})")
 
     ids = np.full(len(names), collection_id, dtype=np.int32)
     if existing is not None:
         embeddings = np.concatenate([existing.embeddings, embeddings])
         names, ids = existing.names + names, np.concatenate([existing.collection_ids, ids])
-    method = choose_method(args.method, len(names), identity["score"])
-    if args.method == "auto" and method == "exact" and len(names) >= AUTO_APPROXIMATE and identity["score"] == "neg_l2":
+    with blame():  # the message names --method
+        method = choose_method(args.method, len(names), identity["score"])
+    if args.method == "auto" and method == "exact" and len(names) >= AUTO_APPROXIMATE \
+            and identity["score"] in APPROXIMABLE:
         print("FAISS is not installed, so searches will be exact (pip install tinysiam[search] for an approximate index)")
     approximate, params = None, None
     if method != "exact":
-        built, params = build_approximate(embeddings, method)
+        try:
+            built, params = build_approximate(for_faiss(embeddings, identity["score"]), method)
+        except ImportError as error:
+            raise UserError(f"--method {method}: {error}") from None
         approximate = faiss_module().serialize_index(built)
-    meta = {"format": INDEX_FORMAT, "version": INDEX_VERSION, "checkpoint": identity, "invert": args.invert,
+    meta = {"format": INDEX_FORMAT, "version": INDEX_VERSION, "checkpoint": identity, "invert": invert,
             "collections": collections, "approximate": params}
-    save_index(ImageIndex(embeddings, names, ids, meta, approximate), out)
-    added = f"{len(names) - (len(existing) if existing is not None else 0)} images"
-    print(f"indexed {added} ({len(names)} in all) into {out}: {describe_method(params)}")
+    try:
+        save_index(ImageIndex(embeddings, names, ids, meta, approximate), out)
+    except OSError as error:
+        raise UserError(f"--out {out}: cannot write it ({error.strerror or error})") from None
+    added = len(names) - (len(existing) if existing is not None else 0)
+    print(f"indexed {added} images ({len(names)} in all) into {out}: {describe_method(params)}")
     return 0
 
 
@@ -409,26 +455,33 @@ def add_search_parser(subparsers):
     p.add_argument("--device", choices=backend.DEVICES, default="cpu")
 
 
-def run_search(args):
+def run_search(args, given=None):
+    """``tinysiam search``; ``given`` (training options) is unused: every command takes (args, given)."""
     index = load_index(args.index)
     approximate = index.meta["approximate"]
     for option, value, method in (("--nprobe", args.nprobe, "ivf"), ("--ef-search", args.ef_search, "hnsw")):
         if value is not None and value < 1:
-            raise ValueError(f"{option} must be at least 1, got {value}")
+            raise UserError(f"{option} must be at least 1, got {value}")
         if value is not None and (approximate is None or approximate["method"] != method):
-            raise ValueError(f"{option}: {args.index} has no {method.upper()} index ({describe_method(approximate)})")
+            raise UserError(f"{option}: {args.index} has no {method.upper()} index ({describe_method(approximate)})")
+    if not 1 <= args.k <= len(index):
+        raise UserError(f"-k {args.k}: {args.index} holds {len(index)} images; k must be between 1 and {len(index)}")
     checkpoint = args.checkpoint or index.meta["checkpoint"]["path"]
     if args.checkpoint is None and not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"--checkpoint: {args.index} was built with {checkpoint}, which is no longer there; "
-                                "pass the checkpoint's new path")
+        raise UserError(f"--checkpoint: {args.index} was built with {checkpoint}, which is no longer there; "
+                        "pass the checkpoint's new path")
     model, config, _ = load_trained(checkpoint, args.device)
     check_same_checkpoint(index.meta, checkpoint_identity(checkpoint, model, config), args.index)
     queries = read_image_files(args.queries, get_preset(config.preset).input_size, index.meta["invert"], "QUERY")
     exact = args.exact or approximate is None
-    indices, values = search(index, model.embed(queries), args.k, exact, args.nprobe, args.ef_search, model.head,
-                             args.device)
+    try:
+        indices, scores = search(index, model, model.embed(queries), args.k, exact, args.nprobe, args.ef_search,
+                                 args.device)
+    except ImportError as error:
+        raise UserError(f"{args.index} holds an approximate index: {error}; or pass --exact") from None
     how = "exact search" if exact else f"approximate search, FAISS {approximate['method'].upper()}"
-    value_name = VALUE_NAMES[index.meta["checkpoint"]["score"]]
+    is_logit = index.meta["checkpoint"]["score"] == "koch_logit"
+    value_name, values = ("logit", scores) if is_logit else ("distance", -scores)
     for query, row, row_values in zip(args.queries, indices, values):
         print(f"{query}: the {args.k} nearest of {len(index)} images ({how})")
         print(f"  rank  {value_name:>8}  file")
@@ -439,7 +492,10 @@ def run_search(args):
             print(f"  (the approximate index reached only {int((row >= 0).sum())}: raise --nprobe or --ef-search, "
                   "or pass --exact)")
     if not args.no_sheet:
-        write_contact_sheet(index, args.queries, indices, values, value_name, args.sheet)
+        try:
+            write_contact_sheet(index, args.queries, indices, values, value_name, args.sheet)
+        except OSError as error:
+            raise UserError(f"--sheet {args.sheet}: cannot write it ({error.strerror or error})") from None
         print(f"contact sheet: {args.sheet}")
     return 0
 
@@ -509,17 +565,16 @@ def retrieval_scores(neighbours, labels, ks):
 
 
 def retrieval_quality(model, images, labels, ks=(1, 5, 10)):
-    """Each image searched among all the others, as ``tinysiam search`` does (exact), next to raw-pixel search.
+    """Each image searched among all the others, ranked as ``tinysiam search`` ranks (exact), next to raw-pixel
+    (L2) search.
 
     Returns {"images", "classes", "model": {"precision_at_1", "recall_at_1", ...}, "pixels": {...}}.
     """
     labels = np.asarray(labels)
+    if not 1 <= max(ks) < len(labels):
+        raise ValueError(f"ks must lie between 1 and {len(labels) - 1} (the other images), got {ks}")
     embeddings = model.embed(images)
-    if model.head is None:
-        ranked = leave_one_out_neighbours(embeddings, max(ks))
-    else:
-        ranked = leave_one_out_neighbours(embeddings, max(ks), koch_scorer(model.head),
-                                          block_pairs=BLOCK_PAIRS // embeddings.shape[1])
+    ranked = leave_one_out_neighbours(embeddings, max(ks), *ranking(score_kind(model), model.head, embeddings.shape[1]))
     pixels = leave_one_out_neighbours(np.asarray(images).reshape(len(images), -1), max(ks))
     return {"images": len(images), "classes": int(len(np.unique(labels))),
             "model": retrieval_scores(ranked, labels, ks), "pixels": retrieval_scores(pixels, labels, ks)}

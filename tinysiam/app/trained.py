@@ -4,7 +4,9 @@ The commands that use a checkpoint (``verify``, ``index``, ``search``) share
 this. A model takes grey images of its preset's size with values in [0, 1];
 files are decoded and resized as the data readers do at training time
 (``decode_images``: grey levels / 255, Lanczos resizing). ``invert`` turns
-dark ink on a light background into ink = 1, as the Omniglot reader does.
+dark ink on a light background into ink = 1, as the Omniglot reader does; by
+default, images are inverted for a checkpoint trained on Omniglot. Problems
+with the user's files or options are ``UserError``s naming the argument.
 """
 import hashlib
 from pathlib import Path
@@ -13,28 +15,41 @@ import numpy as np
 
 from ..data.datasets import decode_images
 from ..serialization import read_checkpoint_meta
+from .errors import UserError, blame
 from .presets import get_preset
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".pbm", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-INVERT_HELP = ("dark drawings on a light background (Omniglot's PNGs): invert them so that ink is 1, "
-               "as the Omniglot reader does for training")
+INVERT_HELP = ("invert the images (ink = 1), as the Omniglot reader does for training: for dark drawings on a "
+               "light background (default: only for a checkpoint trained on Omniglot)")
+METRIC_NAMES = {"l2": "L2", "l1": "L1", "cosine": "cosine"}
 
 
 def load_trained(path, device="cpu"):
     """(model, config, meta) of a checkpoint; errors name ``--checkpoint``."""
-    from .training import load_model
+    from .model import load_model
 
-    try:
+    with blame(f"--checkpoint {path}"):
         meta = read_checkpoint_meta(path)
         model, config = load_model(path, device)
-    except (FileNotFoundError, ValueError) as error:
-        raise type(error)(f"--checkpoint: {error}") from None
     return model, config, meta
 
 
 def score_kind(model):
-    """What ``model.pair_scores`` returns: "neg_l2" (minus the L2 distance) or "koch_logit" (Koch's head)."""
-    return "neg_l2" if model.head is None else "koch_logit"
+    """What ``model.score_embeddings`` returns: "neg_l2", "neg_l1" or "neg_cosine" (minus the distance the
+    model's embeddings are compared by), or "koch_logit" (the logit of Koch's head); higher = more alike."""
+    return "koch_logit" if model.head is not None else f"neg_{model.metric}"
+
+
+def score_meaning(kind):
+    """``score_kind`` in words."""
+    if kind == "koch_logit":
+        return "the logit of Koch's head"
+    return f"minus the {METRIC_NAMES[kind.removeprefix('neg_')]} distance between the embeddings"
+
+
+def inverts(config, invert):
+    """Whether images are inverted for this checkpoint: ``invert`` if the user said, else if it learnt Omniglot."""
+    return config.data == "omniglot" if invert is None else invert
 
 
 def weights_digest(model):
@@ -65,10 +80,9 @@ def read_image_files(paths, size, invert, argument):
     members = []
     for path in map(Path, paths):
         if not path.is_file():
-            raise FileNotFoundError(f"{argument}: {path} is a folder, not an image file" if path.is_dir() else
-                                    f"{argument}: no such image file: {path}")
-        members.append((str(path), path.read_bytes()))
-    try:
+            raise UserError(f"{argument}: {path} is a folder, not an image file" if path.is_dir() else
+                            f"{argument}: no such image file: {path}")
+        with blame(argument):
+            members.append((str(path), path.read_bytes()))
+    with blame(argument):
         return decode_for_model(members, size, invert)
-    except ValueError as error:
-        raise ValueError(f"{argument}: {error}") from None

@@ -1,24 +1,27 @@
 """Calibrated verification: ``tinysiam verify A B --checkpoint C`` says whether two images show the same class.
 
-Scores are the model's pair scores, higher = more alike: minus the L2
-distance of the two embeddings, or the logit of Koch's head. A pair is
+Scores are the model's pair scores, higher = more alike: minus the distance
+of the two embeddings (the one their loss trained them for: L2, L1 or
+cosine), or the logit of Koch's head. A pair is
 "same" when its score is at least a threshold that ``calibrate`` measured on
 validation pairs at the end of training and that the checkpoint keeps in its
 metadata under "calibration":
 
-    {"score": "neg_l2" or "koch_logit",
+    {"score": "neg_l2", "neg_l1", "neg_cosine" or "koch_logit",
      "eer": 0.098, "eer_threshold": -0.53,            # the equal-error operating point
      "far_thresholds": {"0.01": -0.31, "0.001": -0.2},  # the lowest threshold within each false-accept rate
      "far_true_accept_rates": {"0.01": 0.62, "0.001": 0.35},
      "pairs": 2000, "same_pairs": 1000, "split": "validation", "seed": 0}
 """
+import argparse
+
 from ..engine import backend
 from ..evaluation.metrics import equal_error_rate, threshold_at_far
 from ..siamese.mining import PairSampler
+from .errors import UserError
 from .presets import get_preset
-from .trained import INVERT_HELP, load_trained, read_image_files, score_kind
+from .trained import INVERT_HELP, inverts, load_trained, read_image_files, score_kind, score_meaning
 
-SCORE_MEANINGS = {"neg_l2": "minus the L2 distance between the embeddings", "koch_logit": "the logit of Koch's head"}
 HOW_TO_CALIBRATE = ("checkpoints written by `tinysiam train` record one at the end of training; for an older "
                     "checkpoint, store tinysiam.app.verify.calibrate(model, val_images, val_labels) in its meta "
                     "under 'calibration' (tinysiam.serialization.save_checkpoint)")
@@ -36,7 +39,8 @@ def calibrate(model, images, labels, n_pairs=2000, seed=0, fars=(0.01, 0.001), s
     must each allow one false accept among the n_pairs // 2 different pairs.
     """
     left, right, same = PairSampler(labels, seed=seed).sample(n_pairs)
-    scores = model.pair_scores(images[left], images[right])
+    embeddings = backend.to_numpy(model.embed(images))  # each image once; pairs reuse them
+    scores = model.score_embeddings(embeddings[left], embeddings[right])
     eer, eer_threshold = equal_error_rate(scores, same)
     at_far = {far_key(far): threshold_at_far(scores, same, far) for far in fars}
     return {"score": score_kind(model), "eer": eer, "eer_threshold": eer_threshold,
@@ -53,7 +57,7 @@ def operating_point(calibration, far=None):
     key = far_key(far)
     if key not in calibration["far_thresholds"]:
         recorded = ", ".join(calibration["far_thresholds"]) or "none"
-        raise ValueError(f"--far {far}: the checkpoint records thresholds at false-accept rates {recorded}")
+        raise UserError(f"--far {far}: the checkpoint records thresholds at false-accept rates {recorded}")
     tar = calibration["far_true_accept_rates"][key]
     return calibration["far_thresholds"][key], f"false-accept rate {far:.2%}, true-accept rate {tar:.1%} on {pairs}"
 
@@ -67,25 +71,26 @@ def add_verify_parser(subparsers):
     p.add_argument("--checkpoint", required=True, help="a trained checkpoint (best.npz) with a calibration")
     p.add_argument("--far", type=float, help="decide at this recorded false-accept rate (e.g. 0.01) instead of "
                                              "the equal-error threshold")
-    p.add_argument("--invert", action="store_true", help=INVERT_HELP)
+    p.add_argument("--invert", action=argparse.BooleanOptionalAction, help=INVERT_HELP)
     p.add_argument("--device", choices=backend.DEVICES, default="cpu")
 
 
-def run_verify(args):
+def run_verify(args, given=None):
+    """``tinysiam verify``; ``given`` (training options) is unused: every command takes (args, given)."""
     model, config, meta = load_trained(args.checkpoint, args.device)
     calibration = meta.get("calibration")
     if calibration is None:
-        raise ValueError(f"--checkpoint {args.checkpoint} holds no calibration: {HOW_TO_CALIBRATE}")
+        raise UserError(f"--checkpoint {args.checkpoint} holds no calibration: {HOW_TO_CALIBRATE}")
     if calibration["score"] != score_kind(model):
-        raise ValueError(f"--checkpoint {args.checkpoint}: its calibration scores {calibration['score']} but the "
+        raise UserError(f"--checkpoint {args.checkpoint}: its calibration scores {calibration['score']} but the "
                          f"model scores {score_kind(model)}")
     threshold, how = operating_point(calibration, args.far)
-    size = get_preset(config.preset).input_size
-    a = read_image_files([args.image_a], size, args.invert, "A")
-    b = read_image_files([args.image_b], size, args.invert, "B")
+    size, invert = get_preset(config.preset).input_size, inverts(config, args.invert)
+    a = read_image_files([args.image_a], size, invert, "A")
+    b = read_image_files([args.image_b], size, invert, "B")
     score = float(model.pair_scores(a, b)[0])
     same = score >= threshold
-    print(f"score      {score:.4f}  ({SCORE_MEANINGS[calibration['score']]}; higher = more alike)")
+    print(f"score      {score:.4f}  ({score_meaning(calibration['score'])}; higher = more alike)")
     print(f"threshold  {threshold:.4f}  ({how})")
     print(f"decision   {'same' if same else 'different'}")
     return 0 if same else 1
