@@ -181,6 +181,22 @@ def test_an_indexed_file_is_its_own_nearest(calibrated_checkpoint, collection, t
     assert out[-5].split()[1] == "logit" and all(f"{collection}/pattern3/" in line for line in out[-4:])
 
 
+def test_images_are_inverted_for_omniglot_checkpoints_unless_told(calibrated_checkpoint, collection, tmp_path):
+    from tinysiam.serialization import read_checkpoint_meta, save_checkpoint
+
+    model, _ = load_model(calibrated_checkpoint())
+    omniglot = tmp_path / "omniglot.npz"
+    save_checkpoint(omniglot, model, config={**read_checkpoint_meta(calibrated_checkpoint())["config"], "data": "omniglot"})
+    for options, inverted in (([], True), (["--no-invert"], False)):
+        out = tmp_path / f"index{len(options)}.npz"
+        assert main(index_args(collection, omniglot, out, *options)) == 0
+        index = search.load_index(out)
+        assert index.meta["invert"] is inverted
+        image = np.asarray(Image.open(collection / index.names[0]), np.float32)[None, None] / 255
+        expected = to_numpy(model.embed(1 - image if inverted else image))[0]
+        np.testing.assert_allclose(index.embeddings[0], expected, rtol=1e-5, atol=1e-6)
+
+
 def test_files_below_the_current_folder_are_shown_relative_to_it(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     assert search.relative_to_here(f"{tmp_path}/photos/a.png") == "photos/a.png"
