@@ -53,25 +53,26 @@ IVF_NPROBES = (1, 4, 16, 64, 256)
 HNSW_EF_SEARCHES = (16, 32, 64, 128, 256)
 
 
-def clustered_embeddings(n, dim, per_class, spread, seed):
-    """(n, dim) float32 rows: n / per_class class centres N(0, 1), each row its class's centre plus N(0, spread^2).
+class Embeddings:
+    """Class-structured synthetic embeddings: class centres N(0, 1) and each image its centre plus N(0, spread^2),
+    in ``latent`` dimensions turned into ``dim`` by a random rotation (rank ``latent``, like trained embeddings,
+    whose variance sits in fewer dimensions than they have; ``latent == dim`` is the hardest case)."""
 
-    Filled in slices so that 10^7 rows need no float64 copy of the whole.
-    """
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((max(1, n // per_class), dim)).astype(np.float32)
-    rows = np.empty((n, dim), dtype=np.float32)
-    for start in range(0, n, 1 << 20):
-        stop = min(n, start + (1 << 20))
-        rows[start:stop] = centres[rng.integers(0, len(centres), stop - start)]
-        rows[start:stop] += spread * rng.standard_normal((stop - start, dim), dtype=np.float32)
-    return rows, centres
+    def __init__(self, n_classes, dim, latent, spread, seed):
+        self.rng = np.random.default_rng(seed)
+        self.centres = self.rng.standard_normal((n_classes, latent), dtype=np.float32)
+        self.rotation = np.linalg.qr(self.rng.standard_normal((dim, latent)))[0].T.astype(np.float32)  # (latent, dim)
+        self.spread = spread
 
-
-def fresh_queries(centres, n, spread, seed):
-    rng = np.random.default_rng(seed)
-    return (centres[rng.integers(0, len(centres), n)]
-            + spread * rng.standard_normal((n, centres.shape[1]), dtype=np.float32))
+    def draw(self, n):
+        """(n, dim) float32 images of random classes, made in slices: 10^7 rows need no temporary of the whole."""
+        rows = np.empty((n, self.rotation.shape[1]), dtype=np.float32)
+        for start in range(0, n, 1 << 20):
+            stop = min(n, start + (1 << 20))
+            latent = self.centres[self.rng.integers(0, len(self.centres), stop - start)]
+            latent += self.spread * self.rng.standard_normal(latent.shape, dtype=np.float32)
+            rows[start:stop] = latent @ self.rotation
+        return rows
 
 
 def machine():
@@ -110,9 +111,9 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def measure_size(n, args):
-    items, centres = clustered_embeddings(n, args.dim, args.per_class, args.spread, seed=n)
-    queries = fresh_queries(centres, args.queries, args.spread, seed=n + 1)
+def measure_size(n, latent, spread, args):
+    embeddings = Embeddings(max(1, n // args.per_class), args.dim, latent, spread, seed=n)
+    items, queries = embeddings.draw(n), embeddings.draw(args.queries)
     k = args.k
     rows = []
 
@@ -154,25 +155,27 @@ def measure_size(n, args):
 def scale_markdown(report):
     k = report["k"]
     lines = ["## Image search at scale", "",
-             f"Synthetic {report['dim']}-d embeddings (the omniglot28 preset's size), classes of "
-             f"{report['per_class']} around N(0, 1) centres with N(0, {report['spread']}^2) spread (nearest-neighbour "
-             f"precision@1 about 80% at 10^4 images); {report['queries']} queries "
-             f"of random classes, not in the index; k = {k}. Machine: {report['machine']}; load average "
-             f"{report['load_before']} before, {report['load_after']} after (other work shares the 2 cores). "
-             f"Command: `{report['command']}`. Recall@{k} is against tinysiam's exact search, whose own recall is "
-             "against a float64 brute force (100 queries). Memory is the index's size (the embeddings for exact "
-             "search; FAISS's index file); the process's peak RSS follows each size.", "",
-             f"| images | method | setting | build (s) | queries/s | one query (ms) | memory (MB) | recall@{k} |",
-             "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
-    for size in report["sizes"]:
-        for row in size["rows"]:
-            if "not_run" in row:
-                lines.append(f"| {size['images']:,} | {row['method']} | {row['not_run']} | | | | | |")
-                continue
-            lines.append(f"| {size['images']:,} | {row['method']} | {row['setting']} | {row['build_s']:.1f} | "
-                         f"{row['queries_per_s']:,.0f} | {row['one_query_ms']:.2f} | {row['memory_mb']:,.0f} | "
-                         f"{row['recall']:.3f} |")
-        lines.append(f"| {size['images']:,} | process peak RSS | {size['peak_rss_mb']:,.0f} MB | | | | | |")
+             f"Synthetic {report['dim']}-d embeddings (the omniglot28 preset's size): classes of "
+             f"{report['per_class']} images around N(0, 1) centres, {report['queries']} queries of random classes "
+             f"(not in the index), k = {k}. Machine: {report['machine']}; load average {report['load_before']} "
+             f"before, {report['load_after']} after (other work shares the 2 cores). Command: "
+             f"`{report['command']}`. Recall@{k} is against tinysiam's exact search, whose own recall is against a "
+             "float64 brute force (100 queries). Memory is the index's size (the embeddings for exact search, "
+             "FAISS's index file); the process's peak RSS follows each size. One query is the median of 5."]
+    for part in report["distributions"]:
+        lines += ["", f"### Rank {part['latent']} (spread {part['spread']}: nearest-neighbour precision@1 about 80% "
+                      "at 10^4 images)", "",
+                  f"| images | method | setting | build (s) | queries/s | one query (ms) | memory (MB) | recall@{k} |",
+                  "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        for size in part["sizes"]:
+            for row in size["rows"]:
+                if "not_run" in row:
+                    lines.append(f"| {size['images']:,} | {row['method']} | {row['not_run']} | | | | | |")
+                    continue
+                lines.append(f"| {size['images']:,} | {row['method']} | {row['setting']} | {row['build_s']:.1f} | "
+                             f"{row['queries_per_s']:,.0f} | {row['one_query_ms']:.2f} | {row['memory_mb']:,.0f} | "
+                             f"{row['recall']:.3f} |")
+            lines.append(f"| {size['images']:,} | process peak RSS | {size['peak_rss_mb']:,.0f} MB | | | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -272,12 +275,17 @@ def held_out_markdown(report):
 def run_scale(args):
     if args.smoke:
         args.sizes, args.queries, args.hnsw_max = [2000, 5000], 50, 2000
+    if len(args.latent) != len(args.spread):
+        raise SystemExit("--latent and --spread need one value each per distribution")
     report = {"machine": machine(), "load_before": round(os.getloadavg()[0], 2), "dim": args.dim,
-              "per_class": args.per_class, "spread": args.spread, "queries": args.queries, "k": args.k, "sizes": []}
-    for n in sorted(int(s) for s in args.sizes):
-        rows, peak = measure_size(n, args)
-        report["sizes"].append({"images": n, "rows": rows, "peak_rss_mb": peak})
-        print(f"{n:,} images done (peak RSS {peak:,.0f} MB)", file=sys.stderr)
+              "per_class": args.per_class, "queries": args.queries, "k": args.k, "distributions": []}
+    for latent, spread in zip(args.latent, args.spread):
+        part = {"latent": latent, "spread": spread, "sizes": []}
+        for n in sorted(int(s) for s in args.sizes):
+            rows, peak = measure_size(n, latent, spread, args)
+            part["sizes"].append({"images": n, "rows": rows, "peak_rss_mb": peak})
+            print(f"rank {latent}: {n:,} images done (peak RSS {peak:,.0f} MB)", file=sys.stderr)
+        report["distributions"].append(part)
     report["load_after"] = round(os.getloadavg()[0], 2)
     return report, scale_markdown
 
@@ -296,12 +304,14 @@ def main(argv=None):
     scale.add_argument("--sizes", type=float, nargs="+", default=[1e4, 1e5, 1e6, 1e7])
     scale.add_argument("--dim", type=int, default=64)
     scale.add_argument("--per-class", type=int, default=20)
-    scale.add_argument("--spread", type=float, default=1.25,
-                       help="within-class standard deviation (centres are N(0, 1)); 1.25 makes nearest-neighbour "
-                            "precision@1 about 80%% at 10^4 images")
+    scale.add_argument("--latent", type=int, nargs="+", default=[16, 64],
+                       help="the rank of each distribution of embeddings (at most --dim)")
+    scale.add_argument("--spread", type=float, nargs="+", default=[0.62, 1.25],
+                       help="the within-class standard deviation of each (centres are N(0, 1)); the defaults make "
+                            "nearest-neighbour precision@1 about 80%% at 10^4 images")
     scale.add_argument("--queries", type=int, default=1000)
     scale.add_argument("-k", type=int, default=10)
-    scale.add_argument("--hnsw-max", type=float, default=1e6, help="largest size HNSW is built for")
+    scale.add_argument("--hnsw-max", type=int, default=1_000_000, help="largest size HNSW is built for")
     scale.add_argument("--smoke", action="store_true", help="tiny sizes: checks in seconds that everything runs")
     held_out = sub.add_parser("held-out", help="search and verification with trained checkpoints on real data")
     held_out.add_argument("--data-dir", required=True)

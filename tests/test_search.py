@@ -343,7 +343,9 @@ def test_scale_benchmark_smoke(tmp_path):
     report = json.loads((tmp_path / "r.json").read_text())
     table = (tmp_path / "r.md").read_text()
     assert table.startswith("## Image search at scale")
-    for size in report["sizes"]:
+    sizes = [size for part in report["distributions"] for size in part["sizes"]]
+    assert [part["latent"] for part in report["distributions"]] == [16, 64] and len(sizes) == 4
+    for size in sizes:
         measured = [row for row in size["rows"] if "not_run" not in row]
         assert measured[0]["method"] == "exact (tinysiam, NumPy)" and measured[0]["recall"] == 1.0  # vs float64
         for row in measured:
@@ -353,5 +355,5 @@ def test_scale_benchmark_smoke(tmp_path):
         for method in ("FAISS IVF-Flat", "FAISS HNSW-Flat"):
             sweep = [row["recall"] for row in measured if row["method"] == method]
             assert not sweep or sweep[-1] >= 0.95, (method, sweep)
-    faiss_rows = [row for size in report["sizes"] for row in size["rows"] if row["method"].startswith("FAISS ")]
+    faiss_rows = [row for size in sizes for row in size["rows"] if row["method"].startswith("FAISS ")]
     assert search.faiss_available() == bool(faiss_rows)
