@@ -10,7 +10,7 @@
 collection sizes. The embeddings are drawn like a trained model's: classes of
 ``--per-class`` images around random centres (``--dim`` is the omniglot28
 preset's embedding size), and the queries are new images of random classes.
-Measured per method and setting: build time, queries per second (one batch of
+Measured per method and setting: build time, queries per second (median of 3 batches of
 ``--queries``), the latency of one query (median of 5), the index's memory,
 and recall@k against tinysiam's exact search. The exact search's own recall is
 measured against a float64 brute force on 100 queries. ``--smoke`` runs tiny
@@ -95,6 +95,13 @@ def timed(fn):
     return time.perf_counter() - start, result
 
 
+def median_time(fn, repeat=3):
+    """(median seconds of ``repeat`` runs after one untimed warm-up on a slice, the last run's result)."""
+    fn(slice(0, 10))
+    runs = [timed(lambda: fn(slice(None))) for _ in range(repeat)]
+    return statistics.median(seconds for seconds, _ in runs), runs[-1][1]
+
+
 def one_query_ms(fn, queries):
     return 1000 * statistics.median(timed(lambda: fn(queries[i:i + 1]))[0] for i in range(5))
 
@@ -120,7 +127,7 @@ def measure_size(n, latent, spread, args):
     def exact(q):
         return image_search.nearest(q, items, k)[0]
 
-    seconds, truth = timed(lambda: exact(queries))
+    seconds, truth = median_time(lambda rows: exact(queries[rows]))
     # float64 queries make the blocks' products float64: the reference the float32 search is checked against
     reference = image_search.nearest(queries[:100].astype(np.float64), items, k)[0]
     rows.append({"method": "exact (tinysiam, NumPy)", "setting": f"blocks of {image_search.BLOCK_PAIRS:,} scores",
@@ -144,7 +151,7 @@ def measure_size(n, latent, spread, args):
             def approximate(q):
                 return image_search.approximate_nearest(index, params, q, k, **{option: value})[0]
 
-            seconds, found = timed(lambda: approximate(queries))
+            seconds, found = median_time(lambda rows: approximate(queries[rows]))
             setting = ", ".join(f"{key} {v}" for key, v in params.items() if key not in ("method", option))
             rows.append({"method": name, "setting": f"{setting}, {option} {value}".lstrip(", "), "build_s": build_s,
                          "queries_per_s": len(queries) / seconds, "one_query_ms": one_query_ms(approximate, queries),
@@ -161,7 +168,8 @@ def scale_markdown(report):
              f"before, {report['load_after']} after (other work shares the 2 cores). Command: "
              f"`{report['command']}`. Recall@{k} is against tinysiam's exact search, whose own recall is against a "
              "float64 brute force (100 queries). Memory is the index's size (the embeddings for exact search, "
-             "FAISS's index file); the process's peak RSS follows each size. One query is the median of 5."]
+             "FAISS's index file); the process's peak RSS so far follows each size. Queries per second: the median of 3 "
+             "runs of the whole batch, after a warm-up; one query: the median of 5."]
     for part in report["distributions"]:
         lines += ["", f"### Rank {part['latent']} (spread {part['spread']}: nearest-neighbour precision@1 about 80% "
                       "at 10^4 images)", "",
@@ -175,7 +183,7 @@ def scale_markdown(report):
                 lines.append(f"| {size['images']:,} | {row['method']} | {row['setting']} | {row['build_s']:.1f} | "
                              f"{row['queries_per_s']:,.0f} | {row['one_query_ms']:.2f} | {row['memory_mb']:,.0f} | "
                              f"{row['recall']:.3f} |")
-            lines.append(f"| {size['images']:,} | process peak RSS | {size['peak_rss_mb']:,.0f} MB | | | | | |")
+            lines.append(f"| {size['images']:,} | process peak RSS so far | {size['peak_rss_mb']:,.0f} MB | | | | | |")
     return "\n".join(lines) + "\n"
 
 

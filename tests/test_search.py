@@ -307,7 +307,8 @@ def test_faiss_finds_nearly_what_exact_search_finds(method):
     distances = np.linalg.norm(queries[:, None] - items[found], axis=2)
     np.testing.assert_allclose(np.sqrt(squared), distances, rtol=1e-3, atol=1e-3)  # FAISS's distances are L2^2
     assert search.choose_method("auto", search.AUTO_APPROXIMATE, "neg_l2") == "hnsw"
-    assert search.choose_method("auto", search.AUTO_IVF, "neg_l2") == "ivf"
+    assert search.choose_method("auto", search.AUTO_HNSW_MAX, "neg_l2") == "hnsw"
+    assert search.choose_method("auto", search.AUTO_HNSW_MAX + 1, "neg_l2") == "ivf"
 
 
 def test_faiss_index_is_stored_and_used_by_search(calibrated_checkpoint, collection, tmp_path, capsys):

@@ -45,13 +45,15 @@ from .trained import INVERT_HELP, IMAGE_SUFFIXES, checkpoint_identity, decode_fo
 INDEX_FORMAT, INDEX_VERSION = "tinysiam-index", 1
 METHODS = ("auto", "exact", "ivf", "hnsw")
 BLOCK_PAIRS = 1 << 22  # query-item scores held at once by exact search (16 MiB of float32)
-# auto: below this many images exact search answers in milliseconds; HNSW up to AUTO_IVF (its build time and
-# memory grow fastest), IVF-Flat beyond (benchmarks/RESULTS.md, "Image search at scale")
-AUTO_APPROXIMATE, AUTO_IVF = 100_000, 1_000_000
+# --method auto, from benchmarks/RESULTS.md ("Image search at scale", 2 cores): below AUTO_APPROXIMATE images
+# exact search answers one query in milliseconds; HNSW (M 32, efSearch 64: recall@10 0.99+ on rank-16
+# embeddings) up to AUTO_HNSW_MAX, built in about a minute there; IVF-Flat above, where HNSW's build time and
+# memory (2x the embeddings) grow too large for a small machine
+AUTO_APPROXIMATE, AUTO_HNSW_MAX = 100_000, 1_000_000
 HNSW_M, HNSW_EF_SEARCH = 32, 64
-# IVF-Flat: about 4 sqrt(N) lists (FAISS's guideline), at most IVF_MAX_LISTS, k-means on 64 points per list:
-# the build stays within minutes on 2 cores up to 10^7 images (benchmarks/RESULTS.md)
-IVF_MAX_LISTS, IVF_TRAINING_PER_LIST, IVF_NPROBE = 4096, 64, 16
+# IVF-Flat: about 4 sqrt(N) lists (FAISS's guideline), at most IVF_MAX_LISTS, k-means on 64 points per list
+# (the build stays under a minute at 10^7 images); nprobe 64: recall@10 0.94-0.98 on rank-16 embeddings
+IVF_MAX_LISTS, IVF_TRAINING_PER_LIST, IVF_NPROBE = 4096, 64, 64
 APPROXIMABLE = ("neg_l2", "neg_cosine")  # the scores FAISS can rank by
 
 
@@ -237,7 +239,7 @@ def choose_method(method, n_images, kind):
     if method == "auto":
         if kind not in APPROXIMABLE or n_images < AUTO_APPROXIMATE or not faiss_available():
             return "exact"
-        return "hnsw" if n_images < AUTO_IVF else "ivf"
+        return "hnsw" if n_images <= AUTO_HNSW_MAX else "ivf"
     if method != "exact" and kind not in APPROXIMABLE:
         how = "Koch's head (learned pair weights)" if kind == "koch_logit" else "L1 distance"
         raise ValueError(f"--method {method}: this model scores pairs by {how}, which the approximate index does "
@@ -356,7 +358,7 @@ def add_index_parser(subparsers):
     p.add_argument("--overwrite", action="store_true", help="replace INDEX if it exists")
     p.add_argument("--method", choices=METHODS, default="auto",
                    help=f"exact search only, or also a FAISS approximate index; auto: exact below "
-                        f"{AUTO_APPROXIMATE:,} images, HNSW below {AUTO_IVF:,}, IVF-Flat above (when FAISS is installed)")
+                        f"{AUTO_APPROXIMATE:,} images, HNSW up to {AUTO_HNSW_MAX:,}, IVF-Flat above (when FAISS is installed)")
     p.add_argument("--invert", action=argparse.BooleanOptionalAction, help=INVERT_HELP)
     p.add_argument("--batch", type=int, default=256, help="images embedded at once (default 256)")
     p.add_argument("--device", choices=backend.DEVICES, default="cpu")
