@@ -312,7 +312,7 @@ def search(index, model, queries, k, exact=False, nprobe=None, ef_search=None, d
 def embed_collection(model, collection, size, invert, batch_size=256, already=frozenset(), progress=True):
     """(embeddings or None, names, skipped) of the images in a folder or zip archive, embedded batch by batch.
 
-    Files are taken by their suffix (IMAGE_SUFFIXES, any case); names in
+    Files are taken by their suffix (IMAGE_SUFFIXES, lower or upper case); names in
     ``already`` are left out; files that do not decode are skipped and listed
     in ``skipped`` as "name: reason". Errors name the argument IMAGES.
     """
