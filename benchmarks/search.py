@@ -39,6 +39,7 @@ import time
 
 import numpy as np
 
+from tinysiam import nn
 from tinysiam.app import search as image_search
 from tinysiam.app.presets import get_preset
 from tinysiam.data.splits import load_split
@@ -168,8 +169,8 @@ def scale_markdown(report):
              f"before, {report['load_after']} after (other work shares the 2 cores). Command: "
              f"`{report['command']}`. Recall@{k} is against tinysiam's exact search, whose own recall is against a "
              "float64 brute force (100 queries). Memory is the index's size (the embeddings for exact search, "
-             "FAISS's index file); the process's peak RSS so far follows each size. Queries per second: the median of 3 "
-             "runs of the whole batch, after a warm-up; one query: the median of 5."]
+             "FAISS's index file); the process's peak RSS so far follows each size. Queries per second: the median "
+             "of 3 runs of the whole batch, after a warm-up; one query: the median of 5."]
     for part in report["distributions"]:
         lines += ["", f"### Rank {part['latent']} (spread {part['spread']}: nearest-neighbour precision@1 about 80% "
                       "at 10^4 images)", "",
@@ -190,7 +191,7 @@ def scale_markdown(report):
 KS = (1, 5, 10)
 
 
-class RawPixels:
+class RawPixels(nn.Module):
     """The trivial baseline with the model interface ``calibrate`` uses: the image is its embedding, L2 distance."""
 
     head, metric = None, "l2"

@@ -12,7 +12,6 @@ from tinysiam.app.cli import main
 from tinysiam.app.model import load_model
 from tinysiam.engine.backend import to_numpy
 from tinysiam.evaluation import metrics
-from tinysiam.siamese.distances import pairwise_distances
 
 Image = pytest.importorskip("PIL.Image")
 pytest.importorskip("matplotlib")
@@ -55,46 +54,47 @@ def test_nearest_on_each_device(device):
     np.testing.assert_array_equal(to_numpy(indices), reference)
 
 
-def test_koch_scores_are_the_models_similarity(calibrated_checkpoint):
-    model, _ = load_model(calibrated_checkpoint("koch"))
-    images = pattern_images(3, seed=5).images
-    queries, supports = images[:4], images[4:]
-    scores = search.koch_scorer(model.head)(model.embed(queries), model.embed(supports))
-    np.testing.assert_allclose(scores, model.similarity(queries, supports), rtol=1e-5, atol=1e-5)
-
-
-def untrained(loss, approximate=None):
-    """A randomly initialised digits model of ``loss`` and an in-memory index of 40 pattern images."""
+def untrained(loss):
+    """A randomly initialised model of ``loss``, an in-memory index of 40 images, and 6 query images."""
     from tinysiam.app.config import TrainConfig
     from tinysiam.app.model import SiameseModel
     from tinysiam.app.trained import score_kind
 
-    model = SiameseModel(TrainConfig(preset="digits", loss=loss, augment=loss == "nt-xent"),
-                         rng=np.random.default_rng(0))
-    embeddings = to_numpy(model.embed(pattern_images(40 // 6 + 1, seed=4).images[:40]))
-    meta = {"checkpoint": {"score": score_kind(model)}, "approximate": approximate}
-    return model, search.ImageIndex(embeddings, [f"{i}.png" for i in range(40)], np.zeros(40, np.int32), meta)
+    preset = "relation28" if loss == "relation" else "digits"
+    model = SiameseModel(TrainConfig(preset=preset, loss=loss, augment=loss == "nt-xent"),
+                         rng=np.random.default_rng(0)).eval()
+    images = np.random.default_rng(4).random((46, 1) + model_input_size(preset), dtype=np.float32)
+    embeddings = to_numpy(model.embed(images[:40]))
+    meta = {"checkpoint": {"score": score_kind(model)}, "approximate": None}
+    return model, search.ImageIndex(embeddings, [f"{i}.png" for i in range(40)], np.zeros(40, np.int32), meta), \
+        images[40:]
 
 
-@pytest.mark.parametrize("loss, metric", [("contrastive", "l2"), ("chopra", "l1"), ("nt-xent", "cosine")])
-def test_search_ranks_by_the_distance_the_model_was_trained_for(loss, metric):
-    model, index = untrained(loss)
-    queries = to_numpy(model.embed(pattern_images(1, seed=9).images))
+def model_input_size(preset):
+    from tinysiam.app.presets import get_preset
+
+    return get_preset(preset).input_size
+
+
+@pytest.mark.parametrize("loss", ["contrastive", "chopra", "nt-xent", "koch", "relation"])
+def test_search_ranks_as_the_model_scores_pairs(loss):
+    """L2, L1 (chopra), cosine (nt-xent), Koch's logit, a relation module: the k best of what verify would score."""
+    model, index, images = untrained(loss)
+    queries = to_numpy(model.embed(images))
     indices, scores = search.search(index, model, queries, 5)
-    distances = to_numpy(pairwise_distances(queries.astype(np.float64), index.embeddings, metric))
-    np.testing.assert_array_equal(indices, np.argsort(distances, axis=1, kind="stable")[:, :5])
-    np.testing.assert_allclose(-scores, np.take_along_axis(distances, indices, axis=1), rtol=1e-4, atol=1e-5)
-    # an indexed embedding is exactly at distance 0 from itself: the found rows are measured from their difference
-    assert search.search(index, model, index.embeddings[7:8], 1)[1][0, 0] == (0 if metric != "cosine" else
-                                                                             pytest.approx(0, abs=1e-6))
+    every = model.embedding_similarity(queries, index.embeddings)  # each query against each indexed image
+    np.testing.assert_allclose(scores, -np.sort(-every, axis=1)[:, :5], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.take_along_axis(every, indices, axis=1), scores, rtol=1e-4, atol=1e-4)
+    if model.head is None:  # found rows are measured from their difference: an indexed image is 0 from itself
+        assert search.search(index, model, index.embeddings[7:8], 1)[1][0, 0] == pytest.approx(0, abs=1e-6)
 
 
 def test_faiss_ranks_cosine_models_by_cosine():
     pytest.importorskip("faiss", reason="faiss-cpu is not installed (pip install tinysiam[search])")
-    model, index = untrained("nt-xent")
+    model, index, images = untrained("nt-xent")
     built, params = search.build_approximate(search.for_faiss(index.embeddings, "neg_cosine"), "hnsw")
     index.approximate, index.meta["approximate"] = search.faiss_module().serialize_index(built), params
-    queries = to_numpy(model.embed(pattern_images(1, seed=9).images))
+    queries = to_numpy(model.embed(images))
     approximate = search.search(index, model, queries, 5)
     exact = search.search(index, model, queries, 5, exact=True)
     np.testing.assert_array_equal(approximate[0], exact[0])  # 40 images: HNSW finds them all
@@ -125,7 +125,8 @@ def test_index_embeds_every_readable_image_and_lists_the_rest(calibrated_checkpo
     assert main(index_args(collection, checkpoint, tmp_path / "index.npz")) == 0
     captured = capsys.readouterr()
     assert "indexed 24 images (24 in all)" in captured.out
-    assert "skipped 1 unreadable file:\n  damaged.png: not a readable image" in captured.err  # README.txt: not an image name
+    # README.txt is not named like an image: not even listed
+    assert "skipped 1 unreadable file:\n  damaged.png: not a readable image" in captured.err
     with np.load(tmp_path / "index.npz", allow_pickle=False) as stored:  # plain arrays, no pickle
         assert stored["embeddings"].shape == (24, 64) and stored["name_offsets"][-1] == len(stored["names"])
     index = search.load_index(tmp_path / "index.npz")
@@ -186,7 +187,8 @@ def test_images_are_inverted_for_omniglot_checkpoints_unless_told(calibrated_che
 
     model, _ = load_model(calibrated_checkpoint())
     omniglot = tmp_path / "omniglot.npz"
-    save_checkpoint(omniglot, model, config={**read_checkpoint_meta(calibrated_checkpoint())["config"], "data": "omniglot"})
+    config = read_checkpoint_meta(calibrated_checkpoint())["config"]
+    save_checkpoint(omniglot, model, config={**config, "data": "omniglot"})
     for options, inverted in (([], True), (["--no-invert"], False)):
         out = tmp_path / f"index{len(options)}.npz"
         assert main(index_args(collection, omniglot, out, *options)) == 0
@@ -248,13 +250,15 @@ def test_bad_input_names_the_argument_and_writes_nothing(case, calibrated_checkp
     argv, message = {
         "other weights": (["search", str(index), query, "--checkpoint", str(retouched_checkpoint)],
                           f"--checkpoint {retouched_checkpoint} is not the checkpoint {index} was built with (weights"),
-        "other head": (["search", str(index), query, "--checkpoint", str(koch)], "(score neg_l2 there, koch_logit here"),
+        "other head": (["search", str(index), query, "--checkpoint", str(koch)],
+                       "(score neg_l2 there, koch_logit here"),
         "append other checkpoint": (index_args(collection, retouched_checkpoint, index, "--append"),
                                     "is not the checkpoint"),
         "append other invert": (index_args(collection, contrastive, index, "--append", "--invert"),
                                 "--invert: "),
         "exists": (index_args(collection, contrastive, index), f"--out {index} already exists: pass --append"),
-        "no images": (index_args(empty, contrastive, tmp_path / "new.npz"), f"IMAGES: {empty} holds no readable images"),
+        "no images": (index_args(empty, contrastive, tmp_path / "new.npz"),
+                      f"IMAGES: {empty} holds no readable images"),
         "k too large": (["search", str(index), query, "-k", "25"], f"-k 25: {index} holds 24 images"),
         "not an index": (["search", str(contrastive), query], f"INDEX: {contrastive} is not a tinysiam index"),
         "nprobe without ivf": (["search", str(index), query, "--nprobe", "4"], "--nprobe: "),
@@ -290,6 +294,8 @@ def test_choose_method_by_size_and_head():
     assert search.choose_method("auto", 10 ** 7, "koch_logit") == "exact"
     with pytest.raises(ValueError, match="--method hnsw: this model scores pairs by Koch's head"):
         search.choose_method("hnsw", 100, "koch_logit")
+    with pytest.raises(ValueError, match="--method hnsw: this model scores pairs by a relation module"):
+        search.choose_method("hnsw", 100, "relation_score")
     with pytest.raises(ValueError, match="--method ivf: this model scores pairs by L1 distance"):
         search.choose_method("ivf", 100, "neg_l1")
     assert search.choose_method("ivf", 100, "neg_cosine") == "ivf"

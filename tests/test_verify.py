@@ -69,7 +69,8 @@ def with_threshold(source, target, threshold):
     """A copy of checkpoint ``source`` whose equal-error threshold is ``threshold``."""
     meta = read_checkpoint_meta(source)
     model, _ = load_model(source)
-    save_checkpoint(target, model, config=meta["config"], calibration={**meta["calibration"], "eer_threshold": threshold})
+    calibration = {**meta["calibration"], "eer_threshold": threshold}
+    save_checkpoint(target, model, config=meta["config"], calibration=calibration)
     return str(target)
 
 
@@ -78,7 +79,8 @@ def test_a_score_equal_to_the_threshold_is_same(calibrated_checkpoint, pngs, tmp
     model, _ = load_model(source)
     a, b = (read_image_files([pngs[key]], (8, 8), False, key) for key in ("a", "b"))
     score = float(model.pair_scores(a, b)[0])
-    assert main(["verify", pngs["a"], pngs["b"], "--checkpoint", with_threshold(source, tmp_path / "at.npz", score)]) == 0
+    at = with_threshold(source, tmp_path / "at.npz", score)
+    assert main(["verify", pngs["a"], pngs["b"], "--checkpoint", at]) == 0
     above = with_threshold(source, tmp_path / "above.npz", float(np.nextafter(np.float32(score), np.inf)))
     assert main(["verify", pngs["a"], pngs["b"], "--checkpoint", above]) == 1
     assert f"score      {score:.4f}" in capsys.readouterr().out
@@ -104,7 +106,8 @@ def test_verify_errors_name_the_argument(calibrated_checkpoint, pngs, tmp_path, 
     save_checkpoint(tmp_path / "plain.npz", model, config=TrainConfig(preset="digits").to_dict())
     (tmp_path / "notes.png").write_text("not an image")
     cases = [
-        (["--checkpoint", str(tmp_path / "plain.npz")], "holds no calibration: checkpoints written by `tinysiam train`"),
+        (["--checkpoint", str(tmp_path / "plain.npz")],
+         "holds no calibration: checkpoints written by `tinysiam train`"),
         (["--checkpoint", checkpoint, "--far", "0.2"], "--far 0.2: the checkpoint records thresholds at false-accept "
                                                        "rates 0.05, 0.01"),
         (["--checkpoint", str(tmp_path / "missing.npz")], f"--checkpoint {tmp_path / 'missing.npz'}: no such file"),

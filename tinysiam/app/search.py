@@ -2,7 +2,7 @@
 
 The index is one ``.npz`` file, written atomically and read without pickle:
 
-    embeddings      float32 (N, D): one row per image
+    embeddings      float32 (N, D): one row per image ((N, C, H, W) feature maps for a relation module)
     names           uint8: the N file names (relative to their collection), utf-8, one after the other
     name_offsets    int64 (N + 1,): name i is names[name_offsets[i]:name_offsets[i + 1]]
     collection_ids  int32 (N,): the entry of meta["collections"] each image came from
@@ -18,9 +18,10 @@ bounded for any collection size. With FAISS installed (``pip install
 tinysiam[search]``), large collections also get an approximate index (IVF or
 HNSW) built from the same embeddings; ``search --exact`` ignores it.
 Images are ranked as the model scores pairs (``score_kind``): by the distance
-their loss trained the embeddings for (L2, cosine, L1), or by the logit of
-Koch's head. FAISS indexes L2 and cosine (as L2 between unit vectors, which
-ranks alike); L1 and Koch's head are searched exactly.
+their loss trained the embeddings for (L2, cosine, L1), or by a learned head
+(Koch's logit, a relation module's score), which scores every query-image
+pair itself. FAISS indexes L2 and cosine (as L2 between unit vectors, which
+ranks alike); L1 and learned heads are searched exactly.
 """
 import argparse
 import io
@@ -34,13 +35,12 @@ import numpy as np
 
 from ..data.datasets import iter_members, pillow
 from ..engine import backend
-from ..engine.tensor import Tensor, no_grad
 from ..serialization import read_npz, write_npz_atomic
 from ..siamese.distances import NORM_EPS, pairwise_distances
 from .errors import UserError, blame
 from .presets import get_preset
-from .trained import INVERT_HELP, IMAGE_SUFFIXES, checkpoint_identity, decode_for_model, inverts, load_trained, \
-    read_image_files, score_kind
+from .trained import INVERT_HELP, IMAGE_SUFFIXES, checkpoint_identity, decode_for_model, inference, inverts, \
+    load_trained, read_image_files, score_kind
 
 INDEX_FORMAT, INDEX_VERSION = "tinysiam-index", 1
 METHODS = ("auto", "exact", "ivf", "hnsw")
@@ -55,6 +55,7 @@ HNSW_M, HNSW_EF_SEARCH = 32, 64
 # (the build stays under a minute at 10^7 images); nprobe 64: recall@10 0.94-0.98 on rank-16 embeddings
 IVF_MAX_LISTS, IVF_TRAINING_PER_LIST, IVF_NPROBE = 4096, 64, 64
 APPROXIMABLE = ("neg_l2", "neg_cosine")  # the scores FAISS can rank by
+LEARNED = {"koch_logit": "Koch's head (learned pair weights)", "relation_score": "a relation module"}
 
 
 # ----- the index file -------------------------------------------------------------------------
@@ -151,25 +152,16 @@ def l1_ranking(queries, items):
     return -pairwise_distances(queries, items, "l1")
 
 
-def koch_scorer(head):
-    """Scores by Koch's head: the logit w . |q - x| + b of every query-item pair."""
-    def scores(queries, items):
-        xp = backend.xp_of(queries)
-        with no_grad():
-            logits = head(Tensor(xp.repeat(queries, len(items), axis=0)), Tensor(xp.tile(items, (len(queries), 1))))
-        return logits.data.reshape(len(queries), len(items))
-    return scores
-
-
-def ranking(kind, head=None, dim=1):
+def ranking(kind, model=None, item_size=1):
     """(score_fn, block_pairs) with which ``nearest`` ranks items as a model of ``score_kind`` ``kind`` does.
 
-    L1 and Koch's head hold a (queries, items, D) difference, so their blocks are D times smaller.
+    A learned head scores every query-item pair itself (``model.embedding_similarity``, NumPy out), and L1
+    holds a (queries, items, D) difference, so their blocks are ``item_size`` (values per item) times smaller.
     """
-    if kind == "koch_logit":
-        return koch_scorer(head), max(1, BLOCK_PAIRS // dim)
+    if kind in LEARNED:
+        return model.embedding_similarity, max(1, BLOCK_PAIRS // item_size)
     if kind == "neg_l1":
-        return l1_ranking, max(1, BLOCK_PAIRS // dim)
+        return l1_ranking, max(1, BLOCK_PAIRS // item_size)
     return {"neg_l2": l2_ranking, "neg_cosine": cosine_ranking}[kind], BLOCK_PAIRS
 
 
@@ -185,7 +177,7 @@ def nearest(queries, items, k, score_fn=l2_ranking, block_pairs=BLOCK_PAIRS):
     if not 1 <= k <= len(items):
         raise ValueError(f"k must be between 1 and the number of items ({len(items)}), got {k}")
     query_rows = min(len(queries), 1024, max(1, block_pairs // k))
-    item_rows = max(k, min(block_pairs // query_rows, block_pairs // items.shape[1]))
+    item_rows = max(k, min(block_pairs // query_rows, block_pairs // int(np.prod(items.shape[1:]))))
     found_indices, found_scores = [], []
     for q in range(0, len(queries), query_rows):
         block = queries[q:q + query_rows]
@@ -241,7 +233,7 @@ def choose_method(method, n_images, kind):
             return "exact"
         return "hnsw" if n_images <= AUTO_HNSW_MAX else "ivf"
     if method != "exact" and kind not in APPROXIMABLE:
-        how = "Koch's head (learned pair weights)" if kind == "koch_logit" else "L1 distance"
+        how = LEARNED.get(kind, "L1 distance")
         raise ValueError(f"--method {method}: this model scores pairs by {how}, which the approximate index does "
                          "not rank by; use --method exact")
     return method
@@ -285,27 +277,29 @@ def search(index, model, queries, k, exact=False, nprobe=None, ef_search=None, d
 
     Scores are ``model.score_embeddings`` of each query and found image
     (higher = more alike), the very scores ``verify`` compares; the search
-    itself ranks by a cheaper equivalent. Uses the index's approximate index
+    itself ranks distances by a cheaper equivalent. Uses the index's approximate index
     unless ``exact`` (or there is none); a neighbour it did not reach has index
     -1 and score -inf.
     """
     kind = index.meta["checkpoint"]["score"]
     if not 1 <= k <= len(index):
         raise ValueError(f"-k {k}: the index holds {len(index)} images; k must be between 1 and {len(index)}")
-    if index.approximate is not None and not exact:
-        approximate = faiss_module().deserialize_index(index.approximate)
-        indices, _ = approximate_nearest(approximate, index.meta["approximate"], for_faiss(queries, kind), k,
-                                         nprobe, ef_search)
-    else:
-        score_fn, block_pairs = ranking(kind, model.head, index.embeddings.shape[1])
-        indices, _ = nearest(backend.to_device(queries, device), backend.to_device(index.embeddings, device), k,
-                             score_fn, block_pairs)
-        indices = backend.to_numpy(indices)
-    queries = backend.to_numpy(queries)
-    scores = model.score_embeddings(np.repeat(queries, k, axis=0), index.embeddings[np.maximum(indices, 0).ravel()])
-    scores = np.where(indices < 0, -np.inf, scores.reshape(indices.shape))
-    order = np.argsort(-scores, axis=1, kind="stable")  # measured from the rows themselves: exact, 0 for itself
-    return np.take_along_axis(indices, order, axis=1), np.take_along_axis(scores, order, axis=1)
+    with inference(model):
+        if index.approximate is not None and not exact:
+            approximate = faiss_module().deserialize_index(index.approximate)
+            indices, _ = approximate_nearest(approximate, index.meta["approximate"], for_faiss(queries, kind), k,
+                                             nprobe, ef_search)
+        else:
+            score_fn, block_pairs = ranking(kind, model, int(np.prod(index.embeddings.shape[1:])))
+            on = "cpu" if kind in LEARNED else device  # a head moves the pairs it scores to the model's device itself
+            indices, _ = nearest(backend.to_device(queries, on), backend.to_device(index.embeddings, on), k, score_fn,
+                                 block_pairs)
+            indices = backend.to_numpy(indices)
+        queries = backend.to_numpy(queries)
+        scores = model.score_embeddings(np.repeat(queries, k, axis=0), index.embeddings[np.maximum(indices, 0).ravel()])
+        scores = np.where(indices < 0, -np.inf, scores.reshape(indices.shape))
+        order = np.argsort(-scores, axis=1, kind="stable")  # measured from the rows themselves: exact, 0 for itself
+        return np.take_along_axis(indices, order, axis=1), np.take_along_axis(scores, order, axis=1)
 
 
 # ----- building an index ----------------------------------------------------------------------------
@@ -358,7 +352,8 @@ def add_index_parser(subparsers):
     p.add_argument("--overwrite", action="store_true", help="replace INDEX if it exists")
     p.add_argument("--method", choices=METHODS, default="auto",
                    help=f"exact search only, or also a FAISS approximate index; auto: exact below "
-                        f"{AUTO_APPROXIMATE:,} images, HNSW up to {AUTO_HNSW_MAX:,}, IVF-Flat above (when FAISS is installed)")
+                        f"{AUTO_APPROXIMATE:,} images, HNSW up to {AUTO_HNSW_MAX:,}, IVF-Flat above "
+                        "(when FAISS is installed)")
     p.add_argument("--invert", action=argparse.BooleanOptionalAction, help=INVERT_HELP)
     p.add_argument("--batch", type=int, default=256, help="images embedded at once (default 256)")
     p.add_argument("--device", choices=backend.DEVICES, default="cpu")
@@ -414,7 +409,8 @@ def run_index(args, given=None):
         method = choose_method(args.method, len(names), identity["score"])
     if args.method == "auto" and method == "exact" and len(names) >= AUTO_APPROXIMATE \
             and identity["score"] in APPROXIMABLE:
-        print("FAISS is not installed, so searches will be exact (pip install tinysiam[search] for an approximate index)")
+        print("FAISS is not installed, so searches will be exact "
+              "(pip install tinysiam[search] for an approximate index)")
     approximate, params = None, None
     if method != "exact":
         try:
@@ -482,8 +478,9 @@ def run_search(args, given=None):
     except ImportError as error:
         raise UserError(f"{args.index} holds an approximate index: {error}; or pass --exact") from None
     how = "exact search" if exact else f"approximate search, FAISS {approximate['method'].upper()}"
-    is_logit = index.meta["checkpoint"]["score"] == "koch_logit"
-    value_name, values = ("logit", scores) if is_logit else ("distance", -scores)
+    kind = index.meta["checkpoint"]["score"]
+    value_name, values = ("distance", -scores) if kind.startswith("neg_") else \
+        ("logit" if kind == "koch_logit" else "score", scores)
     for query, row, row_values in zip(args.queries, indices, values):
         print(f"{query}: the {args.k} nearest of {len(index)} images ({how})")
         print(f"  rank  {value_name:>8}  file")
@@ -575,8 +572,13 @@ def retrieval_quality(model, images, labels, ks=(1, 5, 10)):
     labels = np.asarray(labels)
     if not 1 <= max(ks) < len(labels):
         raise ValueError(f"ks must lie between 1 and {len(labels) - 1} (the other images), got {ks}")
-    embeddings = model.embed(images)
-    ranked = leave_one_out_neighbours(embeddings, max(ks), *ranking(score_kind(model), model.head, embeddings.shape[1]))
+    kind = score_kind(model)
+    with inference(model):
+        embeddings = model.embed(images)
+        if kind in LEARNED:  # the head scores on the model's device from NumPy rows
+            embeddings = backend.to_numpy(embeddings)
+        ranked = leave_one_out_neighbours(embeddings, max(ks),
+                                          *ranking(kind, model, int(np.prod(embeddings.shape[1:]))))
     pixels = leave_one_out_neighbours(np.asarray(images).reshape(len(images), -1), max(ks))
     return {"images": len(images), "classes": int(len(np.unique(labels))),
             "model": retrieval_scores(ranked, labels, ks), "pixels": retrieval_scores(pixels, labels, ks)}

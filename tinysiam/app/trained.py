@@ -8,6 +8,7 @@ dark ink on a light background into ink = 1, as the Omniglot reader does; by
 default, images are inverted for a checkpoint trained on Omniglot. Problems
 with the user's files or options are ``UserError``s naming the argument.
 """
+import contextlib
 import hashlib
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from ..data.datasets import decode_images
 from ..serialization import read_checkpoint_meta
+from ..siamese.networks import KochHead, RelationModule
 from .errors import UserError, blame
 from .presets import get_preset
 
@@ -25,25 +27,44 @@ METRIC_NAMES = {"l2": "L2", "l1": "L1", "cosine": "cosine"}
 
 
 def load_trained(path, device="cpu"):
-    """(model, config, meta) of a checkpoint; errors name ``--checkpoint``."""
+    """(model, config, meta) of a checkpoint, the model in eval mode; errors name ``--checkpoint``."""
     from .model import load_model
 
     with blame(f"--checkpoint {path}"):
         meta = read_checkpoint_meta(path)
         model, config = load_model(path, device)
-    return model, config, meta
+    return model.eval(), config, meta
+
+
+@contextlib.contextmanager
+def inference(model):
+    """``model`` in eval mode for the block, then back in its mode: a head with batch norm (the relation
+    module's) must score a pair the same in any batch."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def score_kind(model):
-    """What ``model.score_embeddings`` returns: "neg_l2", "neg_l1" or "neg_cosine" (minus the distance the
-    model's embeddings are compared by), or "koch_logit" (the logit of Koch's head); higher = more alike."""
-    return "koch_logit" if model.head is not None else f"neg_{model.metric}"
+    """What ``model.score_embeddings`` returns, higher = more alike: "neg_l2", "neg_l1" or "neg_cosine" (minus
+    the distance the model's embeddings are compared by), "koch_logit" (the logit of Koch's head) or
+    "relation_score" (the relation module's output, Sung et al. 2018)."""
+    if isinstance(model.head, KochHead):
+        return "koch_logit"
+    if isinstance(model.head, RelationModule):
+        return "relation_score"
+    return f"neg_{model.metric}"
 
 
 def score_meaning(kind):
     """``score_kind`` in words."""
     if kind == "koch_logit":
         return "the logit of Koch's head"
+    if kind == "relation_score":
+        return "the relation module's score, in [0, 1]"
     return f"minus the {METRIC_NAMES[kind.removeprefix('neg_')]} distance between the embeddings"
 
 

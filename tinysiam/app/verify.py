@@ -2,12 +2,13 @@
 
 Scores are the model's pair scores, higher = more alike: minus the distance
 of the two embeddings (the one their loss trained them for: L2, L1 or
-cosine), or the logit of Koch's head. A pair is
+cosine), or the score of a learned head (Koch's logit, a relation module's
+output). A pair is
 "same" when its score is at least a threshold that ``calibrate`` measured on
 validation pairs at the end of training and that the checkpoint keeps in its
 metadata under "calibration":
 
-    {"score": "neg_l2", "neg_l1", "neg_cosine" or "koch_logit",
+    {"score": "neg_l2", "neg_l1", "neg_cosine", "koch_logit" or "relation_score",
      "eer": 0.098, "eer_threshold": -0.53,            # the equal-error operating point
      "far_thresholds": {"0.01": -0.31, "0.001": -0.2},  # the lowest threshold within each false-accept rate
      "far_true_accept_rates": {"0.01": 0.62, "0.001": 0.35},
@@ -20,7 +21,7 @@ from ..evaluation.metrics import equal_error_rate, threshold_at_far
 from ..siamese.mining import PairSampler
 from .errors import UserError
 from .presets import get_preset
-from .trained import INVERT_HELP, inverts, load_trained, read_image_files, score_kind, score_meaning
+from .trained import INVERT_HELP, inference, inverts, load_trained, read_image_files, score_kind, score_meaning
 
 HOW_TO_CALIBRATE = ("checkpoints written by `tinysiam train` record one at the end of training; for an older "
                     "checkpoint, store tinysiam.app.verify.calibrate(model, val_images, val_labels) in its meta "
@@ -39,8 +40,9 @@ def calibrate(model, images, labels, n_pairs=2000, seed=0, fars=(0.01, 0.001), s
     must each allow one false accept among the n_pairs // 2 different pairs.
     """
     left, right, same = PairSampler(labels, seed=seed).sample(n_pairs)
-    embeddings = backend.to_numpy(model.embed(images))  # each image once; pairs reuse them
-    scores = model.score_embeddings(embeddings[left], embeddings[right])
+    with inference(model):
+        embeddings = backend.to_numpy(model.embed(images))  # each image once; pairs reuse them
+        scores = model.score_embeddings(embeddings[left], embeddings[right])
     eer, eer_threshold = equal_error_rate(scores, same)
     at_far = {far_key(far): threshold_at_far(scores, same, far) for far in fars}
     return {"score": score_kind(model), "eer": eer, "eer_threshold": eer_threshold,
