@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[data,plot,test]'
+	$(BIN)/python -m pip install -q -e '.[data,plot,test,search]'
 	touch $(STAMP)
 
 demo: $(STAMP)

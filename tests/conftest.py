@@ -48,3 +48,50 @@ def _needs(module, package, extra):
 needs_pillow = _needs("PIL", "Pillow", "data")
 needs_sklearn = _needs("sklearn", "scikit-learn", "data")
 needs_matplotlib = _needs("matplotlib", "matplotlib", "plot")
+
+
+# ----- small trained models, for the commands that use a checkpoint -----------------------------------
+def pattern_images(per_class, seed, n_classes=6):
+    """8x8 images of ``n_classes`` fixed random patterns (the same for every seed) under fresh noise."""
+    import numpy as np
+
+    from tinysiam.data import LabelledImages
+
+    patterns = np.random.default_rng(12345).random((n_classes, 8, 8)) < 0.5
+    labels = np.repeat(np.arange(n_classes), per_class)
+    noise = np.random.default_rng(seed).normal(0, 0.06, (len(labels), 8, 8))
+    images = np.clip(0.1 + 0.8 * patterns[labels] + noise, 0, 1).astype(np.float32)[:, None]
+    return LabelledImages(images, labels, [f"pattern{i}" for i in range(n_classes)])
+
+
+def write_png(path, image):
+    """An image in [0, 1] written as an 8-bit grey PNG (folders made as needed); returns the path."""
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.round(np.squeeze(image) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def calibrated_checkpoint(tmp_path_factory):
+    """``make(loss)`` -> best.npz of a digits-preset run trained briefly on the patterns (validated and
+    calibrated by the trainer on ``pattern_images(10, seed=2)``)."""
+    from tinysiam.app.config import TrainConfig
+    from tinysiam.app.runs import RunFolder
+    from tinysiam.app.training import Trainer
+
+    made = {}
+
+    def make(loss="contrastive"):
+        if loss not in made:
+            out = tmp_path_factory.mktemp(f"trained-{loss}")
+            config = TrainConfig(preset="digits", loss=loss, epochs=1, steps_per_epoch=60, batch=32, val_way=3,
+                                 val_episodes=20, lr=3e-3)
+            with RunFolder(out).open("new") as run:
+                Trainer(config, pattern_images(20, seed=1), pattern_images(10, seed=2), run, progress=False).fit()
+            made[loss] = out / "best.npz"
+        return made[loss]
+
+    return make

@@ -39,6 +39,40 @@ def test_best_threshold_accuracy():
     assert accuracy == 0.75 and threshold in (0.9, 0.6)
 
 
+def test_threshold_at_far_by_hand():
+    scores, same = [9, 8, 7, 6, 5, 4, 3, 2], [1, 1, 0, 1, 0, 1, 0, 0]
+    # 4 different pairs: FAR 0.25 admits one of them (score 7), which lets the same pair at 6 pass too
+    assert metrics.threshold_at_far(scores, same, 0.25) == (6.0, 0.75)
+    assert metrics.threshold_at_far(scores, same, 0.5) == (4.0, 1.0)
+    # both different pairs tie at the top score: only a threshold above every score keeps FAR below 1
+    threshold, tar = metrics.threshold_at_far([3, 3, 1, 0], [0, 0, 1, 1], 0.5)
+    assert threshold > 3 and tar == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(4, 80), levels=st.integers(2, 12), far=st.floats(0.02, 0.98), seed=st.integers(0, 999))
+def test_threshold_at_far_is_the_lowest_threshold_within_the_rate(n, levels, far, seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, levels, n).astype(float)  # ties: a threshold moves whole groups of pairs
+    same = rng.integers(0, 2, n)
+    same[:2] = [0, 1]
+    different = same == 0
+    if far * different.sum() < 1:
+        with pytest.raises(ValueError, match="cannot be measured"):
+            metrics.threshold_at_far(scores, same, far)
+        return
+    threshold, tar = metrics.threshold_at_far(scores, same, far)
+
+    def false_accept_rate(t):
+        return np.mean(scores[different] >= t)
+
+    assert false_accept_rate(threshold) <= far
+    assert tar == np.mean(scores[~different] >= threshold)
+    lower = scores[scores < threshold]
+    if len(lower):  # the next lower threshold would accept too many different pairs
+        assert false_accept_rate(lower.max()) > far
+
+
 def test_retrieval_by_hand():
     emb = np.array([[0.0], [0.1], [5.0], [5.2], [0.15]])
     labels = np.array([0, 0, 1, 1, 1])
@@ -77,6 +111,8 @@ def test_episodes_are_seeded_and_score_fn_path_agrees():
     (lambda: metrics.roc_curve([1, 2], [1, 2]), "only 0 and 1"),
     (lambda: metrics.sample_episodes(np.repeat(np.arange(3), 2), 5, 1), "only 3 qualify"),
     (lambda: metrics.recall_at_k(np.ones((3, 2)), [0, 1, 1], 3), "k must be"),
+    (lambda: metrics.threshold_at_far([1, 2], [1, 0], 0), "far must be in"),
+    (lambda: metrics.threshold_at_far([1, 2, 3], [1, 0, 0], 0.1), "needs at least 10"),
 ])
 def test_bad_input(call, message):
     with pytest.raises(ValueError, match=message):

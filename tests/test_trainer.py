@@ -212,3 +212,15 @@ def test_relation_episodes_need_enough_images_per_class(tmp_path):
     train, val = bars()
     with RunFolder(tmp_path).open("new") as run, pytest.raises(UserError, match="needs 6 classes with 30 images"):
         Trainer(config(loss="relation", batch=180, way=6, shot=2), train, val, run)
+
+
+def test_training_records_calibrated_thresholds_in_both_checkpoints(tmp_path):
+    from tinysiam.serialization import read_checkpoint_meta
+
+    train, val = bars()
+    with RunFolder(tmp_path).open("new") as run:
+        Trainer(config(loss="koch"), train, val, run, progress=False).fit()
+    best, last = (read_checkpoint_meta(tmp_path / name)["calibration"] for name in ("best.npz", "last.npz"))
+    for calibration in (best, last):
+        assert calibration["score"] == "koch_logit" and calibration["split"] == "validation"
+        assert set(calibration["far_thresholds"]) == {"0.01", "0.001"}

@@ -128,6 +128,16 @@ def read_checkpoint_meta(path):
     return _read_checkpoint(path)[1]
 
 
+def update_checkpoint_meta(path, **changes):
+    """Rewrite the checkpoint at ``path`` (atomically) with ``changes`` merged into its meta; arrays unchanged."""
+    arrays, meta = _read_checkpoint(path)
+    try:
+        arrays["meta"] = np.frombuffer(json.dumps({**meta, **changes}).encode(), dtype=np.uint8)
+    except TypeError as e:
+        raise TypeError(f"update_checkpoint_meta: the changes must be JSON-serialisable ({e})") from None
+    write_npz_atomic(path, arrays)
+
+
 def load_checkpoint(path, model=None, optimizer=None):
     """Restore ``model`` and ``optimizer`` (either may be None) from ``path``; returns the meta dict.
 

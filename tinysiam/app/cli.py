@@ -1,4 +1,4 @@
-"""The command line: ``tinysiam {demo,train,eval,gradcheck,bench}`` (also ``python -m tinysiam``).
+"""The command line: ``tinysiam {demo,train,eval,verify,index,search,gradcheck,bench}`` (also ``python -m tinysiam``).
 
 This file only parses options and calls the layers below: data splits come from
 ``tinysiam.data.splits``, evaluation from ``tinysiam.evaluation``, training from
@@ -22,6 +22,8 @@ from ..serialization import write_text_atomic
 from .config import LOSSES, OPTIMIZERS, ConfigError, TrainConfig, resume_config
 from .errors import UserError, blame
 from .presets import PRESETS
+from .search import add_index_parser, add_search_parser, run_index, run_search
+from .verify import add_verify_parser, run_verify
 
 # the training options: one per TrainConfig field (its default is the config's), with its help
 TRAINING_OPTIONS = {
@@ -275,6 +277,10 @@ def build_parser():
     ev.add_argument("--out", help="folder for the JSON result and plots")
     ev.add_argument("--overwrite", action="store_true", help="replace results already in --out")
 
+    add_verify_parser(sub)
+    add_index_parser(sub)
+    add_search_parser(sub)
+
     sub.add_parser("gradcheck", help="run the gradient-check catalogue", add_help=False)
     sub.add_parser("bench", help="benchmarks against PyTorch and DeZero (from a source checkout)", add_help=False)
     return parser
@@ -291,7 +297,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     given = {name: value for name, value in vars(args).items() if name in TRAINING_OPTIONS}
     backend.reuse_freed_memory()  # training allocates the same large temporaries every step
-    commands = {"demo": cmd_demo, "train": cmd_train, "eval": cmd_eval}
+    commands = {"demo": cmd_demo, "train": cmd_train, "eval": cmd_eval, "verify": run_verify,
+                "index": run_index, "search": run_search}
     try:
         # a diverging run is caught and reported in one line by tinysiam, not by NumPy's overflow warnings
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):

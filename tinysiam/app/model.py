@@ -1,4 +1,6 @@
 """The model a training run builds from its config, and loading it back from a checkpoint."""
+import contextlib
+
 import numpy as np
 
 from .. import nn
@@ -27,15 +29,24 @@ class SiameseModel(nn.Module):
         self.head = heads[config.loss](preset.embedding_size, rng=rng) if config.loss in heads else None
         self.twin = TwinNetwork(self.tower, head=self.head)
 
-    def embed(self, images, batch_size=256):
-        """Embeddings of a NumPy array of images, in eval mode, without a graph."""
+    @contextlib.contextmanager
+    def evaluating(self):
+        """Eval mode and no graph for the block, then the mode it had: scoring never depends on the batch
+        (a head with batch norm, the relation module's, would otherwise score a pair by its batch-mates)."""
         was_training = self.training
         self.eval()
+        try:
+            with no_grad():
+                yield self
+        finally:
+            self.train(was_training)
+
+    def embed(self, images, batch_size=256):
+        """Embeddings of a NumPy array of images, in eval mode, without a graph."""
         device = self.tower_device()
-        with no_grad():
+        with self.evaluating():
             chunks = [self.tower(Tensor(backend.to_device(images[i:i + batch_size], device))).data
                       for i in range(0, len(images), batch_size)]
-        self.train(was_training)
         return backend.xp_of(chunks[0]).concatenate(chunks)
 
     def tower_device(self):
@@ -45,9 +56,19 @@ class SiameseModel(nn.Module):
         """Scores of aligned rows of two embedding arrays, higher = more alike: -distance, or Koch's logit."""
         device = self.tower_device()
         e1, e2 = Tensor(backend.to_device(e1, device)), Tensor(backend.to_device(e2, device))
-        with no_grad():
+        with self.evaluating():
             scores = distance_op(self.metric)(e1, e2) * -1.0 if self.head is None else self.head(e1, e2)
         return backend.to_numpy(scores.data)
+
+    @property
+    def score_kind(self):
+        """What ``score_embeddings`` returns, higher = more alike: "neg_l2", "neg_l1" or "neg_cosine" (minus the
+        distance the embeddings are compared by), "koch_logit" (Koch's head) or "relation_score" (Sung et al.)."""
+        if isinstance(self.head, KochHead):
+            return "koch_logit"
+        if isinstance(self.head, RelationModule):
+            return "relation_score"
+        return f"neg_{self.metric}"
 
     def pair_scores(self, left, right):
         """Scores of image pairs (row i of ``left`` with row i of ``right``)."""
@@ -68,7 +89,7 @@ class SiameseModel(nn.Module):
 
 
 def load_model(path, device="cpu"):
-    """Rebuild a trained model from a checkpoint on ``device``; returns (model, config).
+    """Rebuild a trained model from a checkpoint on ``device``, in eval mode; returns (model, config).
 
     The checkpoint may come from any device. Weights that are NaN or Inf are refused:
     scores from them would be meaningless.
@@ -83,4 +104,4 @@ def load_model(path, device="cpu"):
     for name, p in model.named_parameters():
         if not np.isfinite(p.data).all():
             raise ValueError(f"{path}: the weights {name} hold NaN or Inf (the run diverged); use an earlier checkpoint")
-    return model.to(device), config
+    return model.to(device).eval(), config

@@ -27,11 +27,12 @@ from ..engine import backend
 from ..engine.tensor import Tensor
 from ..evaluation.held_out import check_way
 from ..evaluation.metrics import n_way_k_shot_accuracy
-from ..serialization import load_checkpoint, save_checkpoint
+from ..serialization import load_checkpoint, save_checkpoint, update_checkpoint_meta
 from ..siamese.distances import NonFiniteValues
 from .errors import UserError
-from .model import SiameseModel
+from .model import SiameseModel, load_model
 from .objectives import make_objective
+from .verify import calibrate
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -145,12 +146,26 @@ class Trainer:
 
     # ----- the loop ---------------------------------------------------------------------
     def fit(self):
-        """Train until ``config.epochs``; returns the history (one row per epoch)."""
+        """Train until ``config.epochs``, then calibrate; returns the history (one row per epoch)."""
         self.model.train()
         with self._stop_on_signals():
             while self.epoch < self.config.epochs:
                 self._run_epoch()
+        self.calibrate()
         return self.history
+
+    def calibrate(self):
+        """Record in best.npz and last.npz the decision thresholds that ``tinysiam verify`` uses, measured on
+        validation pairs with each checkpoint's own weights (the equal-error point and false-accept rates)."""
+        for name in ("best.npz", "last.npz"):
+            path = self.run.path / name
+            model = self.model if name == "last.npz" else load_model(path, self.config.device)[0]
+            calibration = calibrate(model, self.val_set.images, self.val_set.labels, seed=self.config.seed)
+            try:
+                update_checkpoint_meta(path, calibration=calibration)
+            except OSError as error:
+                raise UserError(f"cannot write {path}: {error.strerror or error}; the previous file is intact") \
+                    from None
 
     def _run_epoch(self):
         from tqdm.auto import tqdm

@@ -74,6 +74,27 @@ def equal_error_rate(scores, same):
     return float(eer), float(threshold)
 
 
+def threshold_at_far(scores, same, far):
+    """(threshold, true-accept rate) at the lowest threshold whose false-accept rate is at most ``far``.
+
+    A pair is called "same" when score >= threshold; the false-accept rate is
+    the share of different pairs (``same == 0``) called "same". It is measured
+    on these pairs, so ``far`` must allow at least one false accept: a rate
+    below 1 / (number of different pairs) cannot be resolved and raises.
+    """
+    if not 0 < far < 1:
+        raise ValueError(f"far must be in (0, 1), got {far}")
+    fpr, tpr, thresholds = roc_curve(scores, same)
+    n_different = int((to_numpy(same).ravel() == 0).sum())
+    if far * n_different < 1:
+        raise ValueError(f"far={far} cannot be measured on {n_different} different pairs; "
+                         f"it needs at least {int(np.ceil(1 / far))}")
+    i = int(np.flatnonzero(fpr <= far)[-1])  # fpr rises as the threshold falls
+    if i == 0:  # even the top score is a different pair: only a threshold above every score qualifies
+        return float(np.nextafter(thresholds[1], np.inf)), 0.0
+    return float(thresholds[i]), float(tpr[i])
+
+
 def best_threshold_accuracy(scores, same):
     """(accuracy, threshold): the best accuracy of "same iff score >= threshold"."""
     fpr, tpr, thresholds = roc_curve(scores, same)

@@ -116,3 +116,37 @@ def plot_one_shot(query, supports, chosen, true, path):
         elif i == true:
             ax.set_title("true", fontsize=8)
     return _save(fig, path)
+
+
+def plot_contact_sheet(queries, query_titles, neighbours, captions, path):
+    """One row per query: the query (framed), then its neighbours in rank order, each under its caption.
+
+    Images are (H, W) grey or (H, W, 3) RGB arrays; None leaves a blank cell
+    marked "not readable" (a file that has moved since it was indexed).
+    """
+    plt = _pyplot()
+    if not (len(queries) == len(query_titles) == len(neighbours) == len(captions)) or not queries:
+        raise ValueError(f"need one title, neighbour row and caption row per query; got {len(queries)} queries, "
+                         f"{len(query_titles)} titles, {len(neighbours)} and {len(captions)} rows")
+    columns = 1 + max(len(row) for row in neighbours)
+    fig, axes = plt.subplots(len(queries), columns, figsize=(1.7 * columns, 2.0 * len(queries)), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for r, (query, title, row, row_captions) in enumerate(zip(queries, query_titles, neighbours, captions)):
+        _show_cell(axes[r, 0], query, title)
+        axes[r, 0].axis("on")  # the frame tells the query from its neighbours
+        axes[r, 0].set_xticks([])
+        axes[r, 0].set_yticks([])
+        for spine in axes[r, 0].spines.values():
+            spine.set(color="tab:blue", linewidth=3)
+        for c, (image, caption) in enumerate(zip(row, row_captions), start=1):
+            _show_cell(axes[r, c], image, caption)
+    return _save(fig, path)
+
+
+def _show_cell(ax, image, caption):
+    if image is None:
+        ax.text(0.5, 0.5, "not readable", ha="center", va="center", fontsize=7, transform=ax.transAxes)
+    else:
+        ax.imshow(to_numpy(image), cmap="gray", vmin=0, vmax=255 if np.asarray(image).dtype == np.uint8 else 1)
+    ax.set_title(caption, fontsize=7)
