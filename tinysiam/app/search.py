@@ -36,7 +36,7 @@ import numpy as np
 from ..data.datasets import iter_members, pillow
 from ..engine import backend
 from ..serialization import read_npz, write_npz_atomic
-from ..siamese.distances import NORM_EPS, pairwise_distances
+from ..siamese.distances import clamped_norm, pairwise_distances, squared_norms
 from .errors import UserError, blame
 from .presets import get_preset
 from .trained import INVERT_HELP, IMAGE_SUFFIXES, checkpoint_identity, decode_for_model, inverts, \
@@ -130,21 +130,18 @@ def l2_ranking(queries, items):
     """
     scores = queries @ items.T
     scores *= 2
-    scores -= backend.xp_of(items).einsum("ij,ij->i", items, items)  # |x|^2 without an (n, D) temporary
+    scores -= squared_norms(items)
     return scores
 
 
 def cosine_ranking(queries, items):
     """(n_queries, n_items) cosine similarities (norms clamped at NORM_EPS, as the cosine distance does)."""
-    xp = backend.xp_of(items)
-    norms = xp.maximum(xp.sqrt(xp.einsum("ij,ij->i", items, items)), NORM_EPS)
-    return (unit_rows(queries) @ items.T) / norms
+    return (unit_rows(queries) @ items.T) / clamped_norm(items)[0]
 
 
 def unit_rows(rows):
     """Each row divided by its L2 norm (at least NORM_EPS)."""
-    xp = backend.xp_of(rows)
-    return rows / xp.maximum(xp.sqrt(xp.einsum("ij,ij->i", rows, rows)), NORM_EPS)[:, None]
+    return rows / clamped_norm(rows)[0][:, None]
 
 
 def l1_ranking(queries, items):

@@ -77,10 +77,15 @@ class CosineDistance(Function):
         return grad_a, grad_b
 
 
+def squared_norms(rows):
+    """|row|^2 of each row of an (N, D) array (einsum: no (N, D) temporary, several times faster)."""
+    return xp_of(rows).einsum("ij,ij->i", rows, rows)
+
+
 def clamped_norm(rows):
     """(max(|row|, NORM_EPS), |row| > NORM_EPS) per row: where the norm is clamped it is a constant."""
     xp = xp_of(rows)
-    norm = xp.sqrt((rows * rows).sum(axis=1))
+    norm = xp.sqrt(squared_norms(rows))
     return xp.maximum(norm, NORM_EPS), norm > NORM_EPS
 
 
@@ -167,7 +172,7 @@ def pairwise_distances(a, b, metric="l2"):
         raise ValueError(f"pairwise_distances: a and b must be (N, D) and (M, D), got {a.shape} and {b.shape}")
     xp = xp_of(a)
     if metric in ("l2", "squared_l2"):
-        squared = xp.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T, 0)
+        squared = xp.maximum(squared_norms(a)[:, None] + squared_norms(b)[None, :] - 2 * a @ b.T, 0)
         return squared if metric == "squared_l2" else xp.sqrt(squared)
     if metric == "cosine":
         return 1 - (a @ b.T) / (clamped_norm(a)[0][:, None] * clamped_norm(b)[0][None, :])
