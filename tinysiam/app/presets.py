@@ -1,7 +1,9 @@
 """Named tower architectures, chosen by name on the command line.
 
 Each preset builds the shared tower of a Siamese network for a fixed input
-size; the images are resized to that size when the data is loaded.
+size; the images are resized to that size when the data is loaded. The
+sequence preset ``tdnn`` takes pen trajectories (features, length) instead,
+as made by ``tinysiam.data.strokes``.
 """
 from dataclasses import dataclass
 
@@ -11,7 +13,7 @@ from .. import nn
 @dataclass(frozen=True)
 class Preset:
     name: str
-    input_size: tuple  # (H, W) the images are resized to
+    input_size: tuple  # (H, W) the images are resized to; (features, length) of the sequences for "tdnn"
     embedding_size: int
     description: str
 
