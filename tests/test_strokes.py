@@ -45,7 +45,8 @@ def test_parse_drawing_reads_strokes_and_times():
 @pytest.mark.parametrize("text, message", [
     ("START\n1,2,3\n", r"a\.txt, line 2: the stroke starting here has no closing BREAK"),
     ("START\n1,2,3\nBREAK\n4,5,6\n7,8,9\n", r"a\.txt, line 4: the stroke starting here has no closing BREAK"),
-    ("START\n1,2,3\n1,x,4\nBREAK\n", r"a\.txt, line 3: expected 'x,y,t' \(three numbers\), START or BREAK, got '1,x,4'"),
+    ("START\n1,2,3\n1,x,4\nBREAK\n",
+     r"a\.txt, line 3: expected 'x,y,t' \(three numbers\), START or BREAK, got '1,x,4'"),
     ("START\n1,2\nBREAK\n", r"a\.txt, line 2: expected 'x,y,t'.*got '1,2'"),
     ("START\n1,2,nan\nBREAK\n", r"line 2: expected 'x,y,t'.*got '1,2,nan'"),
     ("START\nEND\n", r"line 2: expected 'x,y,t'.*got 'END'"),

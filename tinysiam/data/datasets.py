@@ -69,6 +69,7 @@ class LabelledItems:
         """The items of the classes whose group (e.g. alphabet) is in ``groups``; each must be a known group."""
         if self.groups is None:
             raise ValueError("select_groups: this data set has no groups")
+        groups = [groups] if isinstance(groups, str) else list(groups)
         unknown = sorted(set(groups) - set(self.groups))
         if unknown:
             raise ValueError(f"select_groups: unknown group(s) {unknown}; the groups are {sorted(set(self.groups))}")

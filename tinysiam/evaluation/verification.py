@@ -19,7 +19,7 @@ from .metrics import equal_error_rate, roc_auc
 
 
 def verification_pairs(labels, groups, n_pairs, seed=0):
-    """(left, right, same) index arrays: n_pairs // 2 same-class pairs then n_pairs // 2 same-group different-class ones.
+    """(left, right, same) index arrays: n_pairs // 2 same-class pairs, then as many different-class pairs of one group.
 
     ``groups`` has one entry per label value (as ``LabelledItems.groups``), or is None.
     """
