@@ -66,11 +66,11 @@ def _koch(rng):
                          nn.Linear(256 * 6 * 6, 4096, **init), nn.Sigmoid())
 
 
-def _tdnn(rng, features=5, length=64, width=64):
+def _tdnn(rng, features=5, length=128, width=64):
     """After Bromley et al. 1993: 1-D convolutions over the pen trajectory, then the mean over time.
 
-    (5, 64) -> 32 x 32 -> 64 x 16 -> 64 x 8 (dilated) -> 128 x 8, averaged over
-    the 8 steps -> 64-d. Each of the last 8 steps sees 52 of the 64 input steps.
+    (5, 128) -> 32 x 64 -> 64 x 32 -> 64 x 16 (dilated) -> 128 x 16, averaged
+    over the 16 steps -> 64-d. Each of the last 16 steps sees 52 input steps.
     """
     return nn.Sequential(nn.Conv1d(features, width // 2, 5, padding=2, rng=rng), nn.ReLU(), nn.MaxPool1d(2),
                          nn.Conv1d(width // 2, width, 5, padding=2, rng=rng), nn.ReLU(), nn.MaxPool1d(2),
@@ -87,8 +87,8 @@ PRESETS = {
     "koch": Preset("koch", (105, 105), 4096, "Koch et al. 2015 at 105x105, 4096-d sigmoid features"),
     "relation28": Preset("relation28", (28, 28), 64, "Sung et al. 2018's embedding at 28x28: 64 feature maps of 5x5 "
                          "(for --loss relation; embedding_size counts channels)"),
-    "tdnn": Preset("tdnn", (5, 64), 64, "after Bromley et al. 1993: 4 conv layers over pen trajectories of 5 "
-                   "features x 64 steps, mean over time, 64-d"),
+    "tdnn": Preset("tdnn", (5, 128), 64, "after Bromley et al. 1993: 4 conv layers over pen trajectories of 5 "
+                   "features x 128 steps, mean over time, 64-d"),
 }
 FEATURE_MAP_PRESETS = ("relation28",)  # towers that output (N, C, H, W) feature maps, for a relation module
 _BUILDERS = {
