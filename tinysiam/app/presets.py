@@ -71,11 +71,14 @@ def _tdnn(rng, features=5, length=128, width=64):
 
     (5, 128) -> 32 x 64 -> 64 x 32 -> 64 x 16 (dilated) -> 128 x 16, averaged
     over the 16 steps -> 64-d. Each of the last 16 steps sees 52 input steps.
+    Tanh, as in the paper's net: with ReLUs, batch-hard triplet training shrank
+    the embeddings towards one point and the last layer's units died (a third of
+    the seeds collapsed for good); tanh units never stop passing gradient.
     """
-    return nn.Sequential(nn.Conv1d(features, width // 2, 5, padding=2, rng=rng), nn.ReLU(), nn.MaxPool1d(2),
-                         nn.Conv1d(width // 2, width, 5, padding=2, rng=rng), nn.ReLU(), nn.MaxPool1d(2),
-                         nn.Conv1d(width, width, 3, padding=2, dilation=2, rng=rng), nn.ReLU(), nn.MaxPool1d(2),
-                         nn.Conv1d(width, 2 * width, 3, padding=1, rng=rng), nn.ReLU(),
+    return nn.Sequential(nn.Conv1d(features, width // 2, 5, padding=2, rng=rng), nn.Tanh(), nn.MaxPool1d(2),
+                         nn.Conv1d(width // 2, width, 5, padding=2, rng=rng), nn.Tanh(), nn.MaxPool1d(2),
+                         nn.Conv1d(width, width, 3, padding=2, dilation=2, rng=rng), nn.Tanh(), nn.MaxPool1d(2),
+                         nn.Conv1d(width, 2 * width, 3, padding=1, rng=rng), nn.Tanh(),
                          nn.AvgPool1d(length // 8), nn.Flatten(), nn.Linear(2 * width, 64, rng=rng))
 
 
