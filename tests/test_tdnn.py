@@ -14,14 +14,15 @@ import numpy as np
 import pytest
 
 import tinysiam as ts
-from tinysiam import optim
+from tinysiam.app.config import TrainConfig
+from tinysiam.app.model import SiameseModel
+from tinysiam.app.objectives import BatchHardTripletObjective
 from tinysiam.app.presets import PRESETS, get_preset
-from tinysiam.app.training import class_balanced_batch
+from tinysiam.app.training import make_optimizer
 from tinysiam.data import augment_trajectories, load_omniglot, load_omniglot_strokes
 from tinysiam.data.strokes import DX, DY, FEATURES, X, Y
 from tinysiam.evaluation.dtw import dtw_distance
 from tinysiam.evaluation.verification import verify
-from tinysiam.siamese import batch_hard_triplets, triplet_loss
 
 HELD_OUT = ["Balinese", "Japanese_(katakana)", "Tagalog"]
 
@@ -36,20 +37,24 @@ def test_tdnn_preset_takes_trajectories_and_refuses_short_ones():
         tower(ts.Tensor(np.zeros((3, len(FEATURES), 64), np.float32)))
 
 
-def train_tdnn(train, steps, seed=0, batch=128, margin=0.5, lr=1e-3):
-    """The preset's tower trained with batch-hard triplets on augmented trajectories; returns it in eval mode."""
+def train_tdnn(train, steps, seed=0):
+    """The application's model, optimizer and triplet objective on the ``tdnn`` preset, trained on augmented
+    trajectories by a bare loop (no checkpoints, no validation); returns the model."""
+    config = TrainConfig(preset="tdnn", loss="triplet", batch=128, margin=0.5, lr=1e-3, seed=seed)
     rng = np.random.default_rng(seed)
-    tower = get_preset("tdnn").build(rng)
-    optimizer = optim.Adam(tower.parameters(), lr=lr)
+    model = SiameseModel(config, rng)
+    optimizer = make_optimizer(config, model)
+    objective = BatchHardTripletObjective(config, train.labels, rng)
+
+    def batch(index):
+        return ts.Tensor(augment_trajectories(train.sequences[index], rng))
+
     for _ in range(steps):
-        index = class_balanced_batch(train.labels, batch, rng)
-        embeddings = tower(ts.Tensor(augment_trajectories(train.sequences[index], rng)))
-        anchor, positive, negative = batch_hard_triplets(embeddings.data, train.labels[index])
-        loss = triplet_loss(embeddings[anchor], embeddings[positive], embeddings[negative], margin=margin)
+        loss = objective.loss(model, batch)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return tower.eval()
+    return model
 
 
 def minus_l2(a, b):
@@ -65,16 +70,12 @@ def test_tdnn_beats_dtw_and_pixels_on_held_out_alphabets(data_root):
     train = strokes.select_groups(sorted(set(strokes.groups) - set(HELD_OUT)))
     test = strokes.select_groups(HELD_OUT)
     start = time.perf_counter()
-    tower = train_tdnn(train, steps=2000)
+    model = train_tdnn(train, steps=2000)
     seconds = time.perf_counter() - start
-
-    def tdnn_scores(a, b):
-        with ts.no_grad():
-            return minus_l2(tower(ts.Tensor(a)).data, tower(ts.Tensor(b)).data)
 
     images = load_omniglot([omniglot / f"images_background_small{k}.zip" for k in (1, 2)], size=(14, 14))
     images = images.align_to(test.names)
-    results = {"TDNN (tdnn preset, triplet)": verify(tdnn_scores, test, n_pairs=2000, seed=1),
+    results = {"TDNN (tdnn preset, triplet)": verify(model.pair_scores, test, n_pairs=2000, seed=1),
                "DTW on position and direction": verify(
                    lambda a, b: -dtw_distance(a[:, [X, Y, DX, DY]], b[:, [X, Y, DX, DY]]), test, n_pairs=2000, seed=1),
                "raw pixels at 14x14, L2": verify(minus_l2, images, n_pairs=2000, seed=1)}
