@@ -49,6 +49,12 @@ def write_text_atomic(path, text):
         f.write(text)
 
 
+def write_bytes_atomic(path, data):
+    """Write ``data`` (bytes) to ``path`` via a temporary file in the same folder and a rename."""
+    with _atomic_open(path, "xb") as f:
+        f.write(data)
+
+
 def read_npz(path):
     """name -> array of an ``.npz`` file, read without pickle."""
     path = Path(path)
