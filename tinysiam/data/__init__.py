@@ -2,6 +2,8 @@
 
 Every reader takes the official archive (a .zip) or the folder it unpacks to,
 and returns ``LabelledImages`` with float32 images (N, 1, H, W) in [0, 1].
+``load_demo_background`` and ``load_demo_runs`` read the copy of Omniglot's
+minimal background set and Lake's runs that ships inside the package.
 """
 from .augment import affine_augment
 from .bundle import load_demo_background, load_demo_runs

@@ -31,14 +31,14 @@ DEMO_BUNDLE = Path(__file__).with_name("demo") / "omniglot_demo.npz"
 DEMO_BUNDLE_SHA256 = "3c416d1f4c7eb9e275aa1b527b9993f3aede94f90d07cee6c734bcb532e64e07"
 
 
-def read_demo_bundle(path=DEMO_BUNDLE, sha256=DEMO_BUNDLE_SHA256):
-    """The bundle's entries (name -> array), after checking the file's sha256."""
+def read_demo_bundle(path=DEMO_BUNDLE):
+    """The bundle's entries (name -> array), after checking that the file's sha256 is ``DEMO_BUNDLE_SHA256``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"demo bundle not found: {path} (rebuild it with scripts/build_demo_bundle.py)")
     got = file_checksum(path, "sha256")
-    if got != sha256:
-        raise ValueError(f"demo bundle {path} has sha256 {got}, expected {sha256}: the file is damaged or "
+    if got != DEMO_BUNDLE_SHA256:
+        raise ValueError(f"demo bundle {path} has sha256 {got}, expected {DEMO_BUNDLE_SHA256}: the file is damaged or "
                          "was rebuilt without updating DEMO_BUNDLE_SHA256")
     return read_npz(path)
 
