@@ -2,8 +2,11 @@
 
 Every reader takes the official archive (a .zip) or the folder it unpacks to,
 and returns ``LabelledImages`` with float32 images (N, 1, H, W) in [0, 1].
+``load_demo_background`` and ``load_demo_runs`` read the copy of Omniglot's
+minimal background set and Lake's runs that ships inside the package.
 """
 from .augment import affine_augment
+from .bundle import load_demo_background, load_demo_runs
 from .datasets import LabelledImages
 from .digits import load_digits
 from .download import fetch
@@ -11,4 +14,5 @@ from .faces import load_att_faces
 from .mnist import load_mnist
 from .omniglot import load_omniglot
 
-__all__ = ["LabelledImages", "affine_augment", "fetch", "load_att_faces", "load_digits", "load_mnist", "load_omniglot"]
+__all__ = ["LabelledImages", "affine_augment", "fetch", "load_att_faces", "load_demo_background",
+           "load_demo_runs", "load_digits", "load_mnist", "load_omniglot"]

@@ -14,18 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.datasets import decode_images, iter_members
+from ..data.omniglot import LakeRun
 from ..engine.backend import to_numpy
 from .metrics import check_finite_scores
 
 _KEY = re.compile(r"(?:^|/)(run\d+)/class_labels\.txt$")
-
-
-@dataclass
-class LakeRun:
-    name: str  # "run01"
-    supports: np.ndarray  # (n_support, 1, H, W) float32, ink = 1.0, in classNN order
-    queries: np.ndarray  # (n_query, 1, H, W), in itemNN order
-    answers: np.ndarray  # (n_query,) int64: index of each query's true support image
 
 
 def load_lake_runs(path, size=None):
