@@ -201,6 +201,27 @@ def test_eval_refuses_a_way_beyond_the_test_classes(tmp_path, capsys):
     assert "--way must be between 2 and 5" in capsys.readouterr().err
 
 
+def test_record_writes_the_result_with_its_command(data_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["tinysiam", "eval", "--baseline", "pixels"])
+    assert main(["eval", "--protocol", "lake", "--baseline", "pixels", "--data-dir", str(data_root),
+                 "--record", "lake-pixels"]) == 0
+    record = json.loads((tmp_path / "results" / "lake-pixels.json").read_text())
+    assert record["command"] == "tinysiam eval --baseline pixels" and record["metrics"]["accuracy"] == 0.19
+
+
+def test_omniglot_training_is_tested_on_lakes_runs_next_to_the_baselines(data_root, tmp_path):
+    assert main(["train", "--data", "omniglot", "--data-dir", str(data_root), "--preset", "mini", "--out",
+                 str(tmp_path), "--epochs", "1", "--steps-per-epoch", "2", "--batch", "16", "--quiet", "--no-plots"]) == 0
+    from tinysiam.app.model import load_model
+    from tinysiam.evaluation.oneshot import evaluate_lake_runs, load_lake_runs
+
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["lake_mhd_accuracy"] == pytest.approx(0.6125) and results["lake_raw_pixels_accuracy"] == 0.19
+    runs = load_lake_runs(data_root / "omniglot" / "all_runs.zip", size=(28, 28))
+    assert results["lake_per_run"] == evaluate_lake_runs(runs, load_model(tmp_path / "best.npz")[0].similarity).per_run
+
+
 def test_eval_lake_with_the_mhd_baseline(data_root, tmp_path, capsys):
     assert main(["eval", "--protocol", "lake", "--baseline", "mhd", "--data-dir", str(data_root),
                  "--out", str(tmp_path)]) == 0

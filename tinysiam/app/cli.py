@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -89,11 +90,13 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
         with engine_debug.detect_anomaly() if detect_anomaly else contextlib.nullcontext():
             trainer.fit()
         summary = {"best_val_accuracy": trainer.best_accuracy, "checkpoint": str(run.path / "best.npz")}
+        model, _ = load_model(run.path / "best.npz", device=config.device)
         if test is not None:
-            model, _ = load_model(run.path / "best.npz", device=config.device)
             way = min(config.val_way, len(test.classes))
             summary.update(evaluate_held_out(model, test, way, seed=config.seed, plot_dir=run.path if plots else None))
             summary[f"test_{way}way_1shot_raw_pixels"] = raw_pixel_accuracy(test, way, seed=config.seed).accuracy
+        elif config.data == "omniglot":  # Omniglot's test is Lake's 20 runs, where they are in the data folder
+            summary.update(lake_test(model, config, data_dir))
         if plots:
             from ..evaluation import plots as figures
             from .runs import read_history
@@ -103,12 +106,43 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
     return summary
 
 
+def lake_test(model, config, data_dir):
+    """The model on Lake's 20 runs next to the two baselines (MHD and raw pixels); {} where the runs are absent."""
+    from ..data.splits import ARCHIVES, data_root, find_archives
+    from ..evaluation.oneshot import evaluate_lake_runs, load_lake_runs, mhd_scores, pixel_scores
+
+    try:
+        path = find_archives(data_root(data_dir), ARCHIVES["lake"], "Lake's runs")[0]
+    except FileNotFoundError as error:
+        print(f"not tested on Lake's runs: {error}")
+        return {}
+    with blame(str(path)):
+        runs, full_size = load_lake_runs(path, size=PRESETS[config.preset].input_size), load_lake_runs(path)
+    result = evaluate_lake_runs(runs, model.similarity)
+    print(f"Lake's 20-way within-alphabet one-shot, {len(runs)} runs: {result}")
+    return {"lake_accuracy": result.accuracy, "lake_per_run": result.per_run,
+            "lake_mhd_accuracy": evaluate_lake_runs(full_size, mhd_scores).accuracy,
+            "lake_raw_pixels_accuracy": evaluate_lake_runs(full_size, pixel_scores).accuracy}
+
+
 def cmd_train(args, given):
+    start = time.perf_counter()
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
     summary = train_run(given, args.out, mode, args.data_dir, progress=not args.quiet, plots=not args.no_plots,
                         detect_anomaly=args.detect_anomaly)
     print(json.dumps(summary, indent=1))
+    record(args.record, summary, start)
     return 0
+
+
+def record(name, summary, start):
+    """With ``--record NAME``: results/NAME.json holds the command, commit, seconds and ``summary``."""
+    if name is not None:
+        from .records import write_record
+
+        with blame("--record"):
+            path = write_record(name, summary, time.perf_counter() - start, command=["tinysiam", *sys.argv[1:]])
+        print(f"recorded in {path}")
 
 
 def cmd_demo(args, given):
@@ -138,6 +172,7 @@ def fresh_folder(base):
 
 # ----- evaluation -----------------------------------------------------------------------------------
 def cmd_eval(args, given):
+    start = time.perf_counter()
     from ..evaluation.held_out import check_way, evaluate_held_out
     from ..evaluation.oneshot import evaluate_lake_runs, load_lake_runs, mhd_scores, pixel_scores
     from .model import load_model
@@ -189,6 +224,7 @@ def cmd_eval(args, given):
         print(json.dumps(summary, indent=1))
     if out is not None:
         write_json(out / f"eval_{args.protocol}.json", summary)
+    record(args.record, summary, start)
     return 0
 
 
@@ -259,6 +295,7 @@ def build_parser():
     train.add_argument("--data-dir", help="folder with the data set's archives (default: $TINYSIAM_DATA)")
     train.add_argument("--out", required=True, help="output folder for checkpoints, logs and plots")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last.npz")
+    train.add_argument("--record", metavar="NAME", help="write results/NAME.json: command, commit, seconds, results")
     train.add_argument("--detect-anomaly", action="store_true",
                        help="name the first operation that makes a NaN or Inf (slower; to find a bug)")
     _add_run_options(train)
@@ -276,6 +313,7 @@ def build_parser():
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--out", help="folder for the JSON result and plots")
     ev.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    ev.add_argument("--record", metavar="NAME", help="write results/NAME.json: command, commit, seconds, results")
 
     add_verify_parser(sub)
     add_index_parser(sub)
