@@ -14,8 +14,9 @@ pytest.importorskip("matplotlib")
 QUICK = ["--epochs", "1", "--steps-per-epoch", "5", "--quiet", "--no-plots"]
 
 
-def test_demo_shortened(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--epochs", "2", "--steps-per-epoch", "15", "--quiet"]) == 0
+def test_digits_demo_shortened(tmp_path, capsys):
+    assert main(["demo", "--data", "digits", "--out", str(tmp_path), "--epochs", "2", "--steps-per-epoch", "15",
+                 "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "5-way one-shot accuracy" in out and "raw pixels" in out
     results = json.loads((tmp_path / "results.json").read_text())
@@ -38,7 +39,8 @@ def test_demo_never_replaces_a_run(tmp_path, capsys):
 def test_demo_without_out_picks_a_fresh_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     for expected in ("demo", "demo-2"):
-        assert main(["demo", "--epochs", "1", "--steps-per-epoch", "2", "--quiet", "--no-plots"]) == 0
+        assert main(["demo", "--data", "digits", "--epochs", "1", "--steps-per-epoch", "2", "--quiet",
+                     "--no-plots"]) == 0
         assert f"plots and checkpoints in {tmp_path.joinpath('runs', expected).relative_to(tmp_path)}/" in \
             capsys.readouterr().out
 

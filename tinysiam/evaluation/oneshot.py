@@ -70,6 +70,12 @@ class LakeResult:
     def error(self):
         return 1 - self.accuracy
 
+    @property
+    def ci95(self):
+        """Half-width of the 95% confidence interval of the mean over the runs (1.96 standard errors)."""
+        return float(1.96 * np.std(self.per_run, ddof=1) / np.sqrt(len(self.per_run))) if len(self.per_run) > 1 \
+            else float("nan")
+
     def __str__(self):
         return f"{self.accuracy:.2%} accuracy ({self.error:.2%} error) over {len(self.per_run)} runs"
 

@@ -3,6 +3,8 @@ from . import init
 from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNormOp
 from .layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, Tanh
 from .module import Module, Parameter
+from .normalize import L2Normalize, Standardize
 
 __all__ = ["init", "BatchNorm1d", "BatchNorm2d", "BatchNormOp", "Conv2d", "Dropout", "Flatten", "Linear",
            "MaxPool2d", "ReLU", "Sequential", "Sigmoid", "Tanh", "Module", "Parameter"]
+__all__ += ["L2Normalize", "Standardize"]
