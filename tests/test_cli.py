@@ -274,3 +274,17 @@ def test_train_on_the_att_faces_reports_verification(data_root, tmp_path):
 def test_gradcheck_command_passes(capsys):
     assert main(["gradcheck", "--group", "op"]) == 0
     assert "0 failed" in capsys.readouterr().out
+
+
+def test_a_checkpoint_written_on_the_gpu_loads_and_resumes_on_the_cpu(tmp_path, capsys):
+    """Arrays are stored as NumPy; the config's device is only where that run trained."""
+    from tinysiam.serialization import read_checkpoint_meta, update_checkpoint_meta
+
+    assert main(["train", "--out", str(tmp_path)] + QUICK) == 0
+    for name in ("best.npz", "last.npz"):
+        meta = read_checkpoint_meta(tmp_path / name)
+        update_checkpoint_meta(tmp_path / name, config={**meta["config"], "device": "gpu"})
+    assert main(["eval", "--protocol", "nway", "--checkpoint", str(tmp_path / "best.npz"), "--device", "cpu"]) == 0
+    assert main(["train", "--out", str(tmp_path), "--resume", "--epochs", "2", "--device", "cpu", "--quiet",
+                 "--no-plots"]) == 0
+    assert "resuming with device = cpu (was gpu)" in capsys.readouterr().out
