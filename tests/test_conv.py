@@ -72,10 +72,64 @@ def test_max_pool_matches_definition_and_finite_differences(n, c, h, w, k, s, se
     gradcheck(lambda t: max_pool2d(t, k, s), x)
 
 
+def naive_pool_and_grad(x, g, k, s):
+    """Max-pooling by its rule, window by window: scanning row-major, a value takes over when it is greater
+    than the maximum so far or is NaN (PyTorch's rule); the input that holds the window's output gets its gradient."""
+    n, c, h, w = x.shape
+    oh, ow = (h - k) // s + 1, (w - k) // s + 1
+    out, grad = np.zeros((n, c, oh, ow)), np.zeros_like(x)
+    for a, b, i, j in np.ndindex(n, c, oh, ow):
+        best = (i * s, j * s)
+        for p, q in np.ndindex(k, k):
+            value = x[a, b, i * s + p, j * s + q]
+            if value > x[(a, b) + best] or np.isnan(value):
+                best = (i * s + p, j * s + q)
+        out[a, b, i, j] = x[(a, b) + best]
+        grad[(a, b) + best] += g[a, b, i, j]
+    return out, grad
+
+
+@settings(max_examples=25, deadline=None)
+@given(k=st.integers(1, 3), s=st.integers(1, 3), extra=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+       seed=st.integers(0, 999))
+def test_max_pool_ties_and_nan_follow_one_rule(k, s, extra, seed):
+    rng = np.random.default_rng(seed)
+    # few distinct values, so windows hold ties, and some NaN: every branch of the rule is met
+    x = rng.integers(0, 3, (2, 2, k + extra[0], k + extra[1])).astype(np.float64)
+    x[rng.random(x.shape) < 0.15] = np.nan
+    g = rng.standard_normal(((2, 2) + ((x.shape[2] - k) // s + 1, (x.shape[3] - k) // s + 1)))
+    xt = ts.Tensor(x, requires_grad=True)
+    out = max_pool2d(xt, k, s)
+    out.backward(g)
+    expected_out, expected_grad = naive_pool_and_grad(x, g, k, s)
+    np.testing.assert_array_equal(out.numpy(), expected_out)  # NaN where the window holds one
+    np.testing.assert_allclose(xt.grad, expected_grad, atol=1e-12)
+
+
 def test_max_pool_tie_sends_the_gradient_to_the_first_maximum():
     x = ts.Tensor(np.ones((1, 1, 2, 2)), requires_grad=True)
     max_pool2d(x, 2).sum().backward()
     np.testing.assert_array_equal(x.grad[0, 0], [[1, 0], [0, 0]])
+
+
+def test_max_pool_nan_window_outputs_nan_and_sends_the_gradient_to_its_nan():
+    # values as PyTorch 2.13 computes them for the same inputs (F.max_pool2d on CPU)
+    nan = np.nan
+    x = ts.Tensor(np.array([[[[1.0, nan, 0.0, 5.0], [nan, 2.0, 7.0, 7.0]]]]), requires_grad=True)
+    out = max_pool2d(x, 2)
+    out.sum().backward()
+    np.testing.assert_array_equal(out.numpy()[0, 0], [[nan, 7.0]])
+    np.testing.assert_array_equal(x.grad[0, 0], [[0, 0, 0, 0], [1, 0, 1, 0]])  # the last NaN; the first 7
+    x = ts.Tensor(np.array([[[[nan, 1.0, 5.0], [0.0, 2.0, 1.0], [0.0, 0.0, 0.0]]]]), requires_grad=True)
+    out = max_pool2d(x, 2, 1)  # overlapping windows
+    out.sum().backward()
+    np.testing.assert_array_equal(out.numpy()[0, 0], [[nan, 5.0], [2.0, 2.0]])
+    np.testing.assert_array_equal(x.grad[0, 0], [[1, 0, 1], [0, 2, 0], [0, 0, 0]])
+
+
+def test_max_pool_takes_large_kernels():
+    x = np.random.default_rng(0).permutation(2 * 16 * 16).reshape(1, 2, 16, 16) * 1.0
+    np.testing.assert_array_equal(max_pool2d(ts.Tensor(x), 16).numpy()[0, :, 0, 0], x.max(axis=(2, 3))[0])
 
 
 def test_conv_and_pool_errors_name_the_shapes():

@@ -117,14 +117,21 @@ class Conv2dOp(Function):
 
 
 class MaxPool2dOp(Function):
-    """Maximum over each KxK window (windows past the edge are dropped, as in PyTorch)."""
+    """Maximum over each KxK window (windows past the edge are dropped, as in PyTorch).
+
+    Which input gets a window's gradient, scanning the window row by row: the
+    first maximum (ties go to the earliest position); in a window holding NaN
+    the output is NaN and the gradient goes to its NaN, the last one if there
+    are several. That is PyTorch's rule: a value takes over when it is greater
+    than the maximum so far, or is NaN.
+    """
 
     def __init__(self, kernel_size=2, stride=None):
         self.kernel = _pair(kernel_size, "kernel_size")
         self.stride = self.kernel if stride is None else _pair(stride, "stride")
 
     def _window_views(self, x, out_size):
-        """For each kernel offset (i, j): the view of x holding that offset of every window."""
+        """For each kernel offset (i, j), row-major: the view of x holding that offset of every window."""
         (kh, kw), (sh, sw), (oh, ow) = self.kernel, self.stride, out_size
         for i in range(kh):
             for j in range(kw):
@@ -135,27 +142,33 @@ class MaxPool2dOp(Function):
         (kh, kw), (sh, sw) = self.kernel, self.stride
         self.x = x
         self.out_size = ((x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1)
-        # element-wise maxima of the KH*KW offset views: no reshape, no copy of the windows
+        # element-wise maxima of the KH*KW offset views (NaN propagates): no reshape, no copy of the windows
         views = self._window_views(x, self.out_size)
         self.out = next(views).copy(order="K")
         for view in views:
             xp.maximum(self.out, view, out=self.out)
         return self.out
 
-    def backward(self, g):  # dL/dx = g at the window's maximum (the first one if tied), 0 elsewhere
+    def backward(self, g):  # dL/dx = g at the window's chosen input (see the class docstring), 0 elsewhere
         xp = xp_of(g)
         grad_x = _channel_first_zeros(xp, self.x.shape, g.dtype)
         overlapping = self.stride[0] < self.kernel[0] or self.stride[1] < self.kernel[1]
-        taken = xp.zeros(self.out.shape, dtype=bool)  # windows whose maximum was already found
+        taken = xp.zeros(self.out.shape, dtype=bool)  # windows whose input was already chosen
         views = zip(self._window_views(self.x, self.out_size), self._window_views(grad_x, self.out_size))
         for x_view, grad_view in views:
             winner = x_view == self.out
-            winner &= ~taken
+            xp.greater(winner, taken, out=winner)  # winner and not taken
             taken |= winner
             if overlapping:  # a pixel in two windows collects from both
                 grad_view += g * winner
             else:  # each pixel is in one window: write, no need to read the zeros
                 xp.multiply(g, winner, out=grad_view)
+        if not taken.all():  # only a NaN window has no input equal to its output: its last NaN wins
+            views = zip(self._window_views(self.x, self.out_size), self._window_views(grad_x, self.out_size))
+            for x_view, grad_view in reversed(list(views)):
+                winner = xp.isnan(x_view) & ~taken
+                taken |= winner
+                grad_view += g * winner
         return grad_x
 
 
@@ -190,9 +203,9 @@ def max_pool2d(x, kernel_size=2, stride=None):
     op = MaxPool2dOp(kernel_size, stride)
     if x.ndim != 4:
         raise ValueError(f"max_pool2d: x must be (N, C, H, W), got shape {x.shape}")
-    if min(op.kernel) < 1 or min(op.stride) < 1 or op.kernel[0] * op.kernel[1] > 127:
-        raise ValueError(f"max_pool2d: kernel_size must be >= 1 with at most 127 elements, and stride >= 1; "
-                         f"got kernel_size={kernel_size}, stride={stride}")
+    if min(op.kernel) < 1 or min(op.stride) < 1:
+        raise ValueError(f"max_pool2d: kernel_size and stride must be >= 1, got kernel_size={kernel_size}, "
+                         f"stride={stride}")
     if x.shape[2] < op.kernel[0] or x.shape[3] < op.kernel[1]:
         raise ValueError(f"max_pool2d: kernel {op.kernel} is larger than the input {x.shape[2:]}")
     return op(x)
