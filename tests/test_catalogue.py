@@ -13,7 +13,7 @@ from tinysiam.app.catalogue import Check, all_checks, format_table, main, run_ch
 from tinysiam.nn import batchnorm, layers
 from tinysiam.engine.tensor import Function, Tensor
 
-FUNCTION_MODULES = (ops, conv, distances, losses, batchnorm)  # where the engine's Function classes live
+FUNCTION_MODULES = (ops, conv, distances, losses, batchnorm, layers)  # where the engine's Function classes live
 MODULE_MODULES = (layers, batchnorm, siamese)  # where its public Modules live
 
 

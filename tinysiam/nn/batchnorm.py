@@ -61,9 +61,9 @@ class BatchNormOp(Function):
 
 
 class _BatchNorm(Module):
-    """Shared code of BatchNorm1d and BatchNorm2d; ``expected_ndim`` is their input rank."""
+    """Shared code of BatchNorm1d and BatchNorm2d; ``input_shapes`` names the input ranks each accepts."""
 
-    expected_ndim = None
+    input_shapes = {}  # rank -> how the error message names that shape
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1):
         super().__init__()
@@ -82,9 +82,9 @@ class _BatchNorm(Module):
     def forward(self, x):
         name = type(self).__name__
         check_float_input(name, x)
-        if x.ndim != self.expected_ndim or x.shape[1] != self.num_features:
-            raise ValueError(f"{name}({self.num_features}): expected {self.expected_ndim}-D input with "
-                             f"{self.num_features} features on axis 1, got shape {x.shape}")
+        if x.ndim not in self.input_shapes or x.shape[1] != self.num_features:
+            expected = " or ".join(self.input_shapes.values()).replace("C", str(self.num_features))
+            raise ValueError(f"{name}({self.num_features}): expected input {expected}, got shape {x.shape}")
         if x.dtype != self.weight.dtype:
             raise TypeError(f"{name}: input has dtype {x.dtype} but the layer's parameters are {self.weight.dtype}; "
                             "convert one with .astype()")
@@ -107,12 +107,12 @@ class _BatchNorm(Module):
 
 
 class BatchNorm1d(_BatchNorm):
-    """Batch norm over (N, F) inputs, one mean and variance per feature."""
+    """Batch norm over (N, C) or (N, C, L) inputs, one mean and variance per channel (over N, and L if given)."""
 
-    expected_ndim = 2
+    input_shapes = {2: "(N, C)", 3: "(N, C, L)"}
 
 
 class BatchNorm2d(_BatchNorm):
     """Batch norm over (N, C, H, W) inputs, one mean and variance per channel."""
 
-    expected_ndim = 4
+    input_shapes = {4: "(N, C, H, W)"}
