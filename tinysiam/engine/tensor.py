@@ -204,10 +204,13 @@ class Function:
         return self.inputs[i].requires_grad
 
     def release(self):
-        """Drop the arrays saved for backward (keeps the graph links)."""
-        inputs = self.inputs
+        """Drop the arrays saved for backward and the links to the inputs.
+
+        A tensor still referenced after backward (a loss kept for logging) then keeps no activation
+        alive; ``released`` stays, so a second backward through this op says why it cannot run.
+        """
         self.__dict__.clear()
-        self.inputs, self.released = inputs, True
+        self.inputs, self.released = (), True
 
 
 def _check_same_device(op_name, inputs):
