@@ -12,7 +12,7 @@ import numpy as np
 from .backend import xp_of
 from .tensor import Function, Tensor
 
-COLUMN_BUDGET_BYTES = 256 * 2**20  # larger im2col matrices are built a slice of the batch at a time
+COLUMN_BUDGET_BYTES = 128 * 2**20  # larger im2col matrices are built a slice of the batch at a time
 
 
 def _pair(value, name):
