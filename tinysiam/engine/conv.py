@@ -6,11 +6,26 @@ then ONE matrix product ``weight (OC, C*KH*KW) @ columns (C*KH*KW, N*OH*OW)``
 whose result is already in that layout, and element-wise ops (relu, pooling
 slices) keep an input's memory order, so the next convolution reads it without
 a transpose. ``out.transpose(1, 0, 2, 3)`` is the free view between the two.
+
+A convolution has three algorithms, each an op with its own backward:
+``Conv2dIm2colOp`` (here: every window copied into a column, one matrix
+product; any stride), ``Conv2dWinogradOp`` (``winograd.py``: 3x3, stride 1,
+2.25x fewer multiplications) and ``Conv2dFFTOp`` (``fftconv.py``: stride 1,
+products per frequency, whatever the kernel size). Like cuDNN's benchmark
+mode, ``conv2d`` times the algorithms that apply on the first call for each
+layer shape and keeps the fastest; ``set_algorithm`` forces one.
+docs/convolution.md explains them.
 """
+import math
+import time
+
 import numpy as np
 
 from .backend import xp_of
-from .tensor import Function, Tensor
+from .fftconv import Conv2dFFTOp
+from .layout import channel_first_zeros, zero_padded
+from .tensor import Function, Tensor, is_grad_enabled
+from .winograd import Conv2dWinogradOp
 
 COLUMN_BUDGET_BYTES = 128 * 2**20  # larger im2col matrices are built a slice of the batch at a time
 
@@ -20,12 +35,6 @@ def _pair(value, name):
     if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
     return pair
-
-
-def _channel_first_zeros(xp, shape, dtype):
-    """Zeros of logical shape (N, C, H, W) stored as (C, N, H, W)."""
-    n, c, h, w = shape
-    return xp.zeros((c, n, h, w), dtype=dtype).transpose(1, 0, 2, 3)
 
 
 def im2col(x, kernel, stride):
@@ -58,8 +67,8 @@ def col2im_add(grad_x, cols, kernel, stride, out_size):
             grad_x[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += cols[:, :, i, j]
 
 
-class Conv2dOp(Function):
-    """Cross-correlation of x (N, C, H, W) with weight (OC, C, KH, KW), plus bias (OC,)."""
+class Conv2dIm2colOp(Function):
+    """Cross-correlation of x (N, C, H, W) with weight (OC, C, KH, KW), plus bias (OC,), through im2col."""
 
     def __init__(self, stride=1, padding=0):
         self.stride, self.padding = _pair(stride, "stride"), _pair(padding, "padding")
@@ -71,8 +80,7 @@ class Conv2dOp(Function):
         oc, _, kh, kw = weight.shape
         self.kernel = (kh, kw)
         if ph or pw:
-            self.padded = _channel_first_zeros(xp, (n, c, h + 2 * ph, w + 2 * pw), x.dtype)
-            self.padded[:, :, ph:ph + h, pw:pw + w] = x
+            self.padded = zero_padded(xp, x, (ph, pw), (h + 2 * ph, w + 2 * pw))
         else:
             self.padded = x  # nothing to pad: im2col reads x in place, whatever its layout
         self.out_size = ((h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1)
@@ -97,7 +105,7 @@ class Conv2dOp(Function):
         g = g.transpose(1, 0, 2, 3)  # (OC, N, OH, OW): free for outputs of this op
         grad_w = xp.zeros_like(w2)
         want_x = self.needs_grad(0)  # not for the first layer: images need no gradient
-        grad_padded = _channel_first_zeros(xp, self.padded.shape, g.dtype) if want_x else None
+        grad_padded = channel_first_zeros(xp, self.padded.shape, g.dtype) if want_x else None
         for lo, hi in self._batch_slices(n, c):
             g2 = g[:, lo:hi].reshape(oc, -1)
             cols = self.cols if self.cols is not None else im2col(self.padded[lo:hi], self.kernel, self.stride)
@@ -151,7 +159,7 @@ class MaxPool2dOp(Function):
 
     def backward(self, g):  # dL/dx = g at the window's chosen input (see the class docstring), 0 elsewhere
         xp = xp_of(g)
-        grad_x = _channel_first_zeros(xp, self.x.shape, g.dtype)
+        grad_x = channel_first_zeros(xp, self.x.shape, g.dtype)
         overlapping = self.stride[0] < self.kernel[0] or self.stride[1] < self.kernel[1]
         taken = xp.zeros(self.out.shape, dtype=bool)  # windows whose input was already chosen
         views = zip(self._window_views(self.x, self.out_size), self._window_views(grad_x, self.out_size))
@@ -172,8 +180,70 @@ class MaxPool2dOp(Function):
         return grad_x
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0):
-    """Convolve x (N, C, H, W) with weight (OC, C, KH, KW) and add bias (OC,)."""
+ALGORITHMS = {"im2col": Conv2dIm2colOp, "winograd": Conv2dWinogradOp, "fft": Conv2dFFTOp}
+_setting = {"algorithm": "auto"}
+_chosen = {}  # layer shape -> the algorithm "auto" picked for it
+
+
+def set_algorithm(name):
+    """Use one convolution algorithm ("im2col", "winograd", "fft") wherever it applies, or "auto" (the default:
+    time those that apply on the first call for each layer shape, keep the fastest). Returns the previous setting.
+
+    A forced algorithm that does not apply to a layer (Winograd for a 5x5 kernel) leaves that layer to im2col.
+    """
+    if name != "auto" and name not in ALGORITHMS:
+        raise ValueError(f"set_algorithm: choose 'auto' or one of {sorted(ALGORITHMS)}, got {name!r}")
+    previous, _setting["algorithm"] = _setting["algorithm"], name
+    return previous
+
+
+def chosen_algorithms():
+    """{layer description: algorithm} of every shape "auto" has timed in this process."""
+    return {f"x {key[0]}, weight {key[1]}, stride {key[2]}, padding {key[3]}, {key[4]}": name
+            for key, name in _chosen.items()}
+
+
+def applicable(kernel, stride):
+    """The algorithms that can compute a convolution with this kernel (KH, KW) and stride."""
+    names = ["im2col"]
+    if stride == (1, 1):
+        names += ["winograd", "fft"] if kernel == (3, 3) else ["fft"] if kernel != (1, 1) else []
+    return names
+
+
+def _new_op(name, stride, padding):
+    return Conv2dIm2colOp(stride, padding) if name == "im2col" else ALGORITHMS[name](padding)
+
+
+def _fastest(names, inputs, stride, padding):
+    """Of ``names``, the algorithm that computes these inputs fastest: forward, and backward when a graph is
+    recorded. Each runs once to touch its memory, then once timed (not again when already 3x slower)."""
+    backward = is_grad_enabled() and any(t.requires_grad for t in inputs)
+    best, best_seconds = None, math.inf
+    for name in names:
+        leaves = [Tensor(t.data, requires_grad=t.requires_grad) for t in inputs]  # the caller's graph is not touched
+
+        def run():
+            start = time.perf_counter()
+            out = _new_op(name, stride, padding)(*leaves)
+            if backward:
+                out.backward(xp_of(out.data).ones_like(out.data))
+            float(leaves[1].grad.reshape(-1)[0] if backward else out.data.reshape(-1)[0])  # waits for a GPU
+            return time.perf_counter() - start
+
+        first = run()
+        seconds = first if first > 3 * best_seconds else min(first, run())
+        if seconds < best_seconds:
+            best, best_seconds = name, seconds
+    return best
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, algorithm=None):
+    """Convolve x (N, C, H, W) with weight (OC, C, KH, KW) and add bias (OC,).
+
+    ``algorithm``: "im2col", "winograd", "fft", or "auto" (time them once per layer shape); None follows
+    ``set_algorithm`` (default "auto").
+    """
     inputs = (x, weight) if bias is None else (x, weight, bias)
     for name, t in zip(("x", "weight", "bias"), inputs):
         if not isinstance(t, Tensor):
@@ -189,13 +259,28 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
         raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
     if len({t.dtype for t in inputs}) > 1:
         raise TypeError(f"conv2d: dtypes differ: {[str(t.dtype) for t in inputs]}")
-    op = Conv2dOp(stride, padding)
-    (ph, pw), (kh, kw) = op.padding, weight.shape[2:]
-    if min(op.stride) < 1 or min(op.padding) < 0:
+    stride, padding, kernel = _pair(stride, "stride"), _pair(padding, "padding"), weight.shape[2:]
+    if min(stride) < 1 or min(padding) < 0:
         raise ValueError(f"conv2d: stride must be >= 1 and padding >= 0, got stride={stride}, padding={padding}")
-    if x.shape[2] + 2 * ph < kh or x.shape[3] + 2 * pw < kw:
-        raise ValueError(f"conv2d: kernel {kh}x{kw} is larger than the padded input {x.shape[2] + 2 * ph}x{x.shape[3] + 2 * pw}")
-    return op(*inputs)
+    if x.shape[2] + 2 * padding[0] < kernel[0] or x.shape[3] + 2 * padding[1] < kernel[1]:
+        raise ValueError(f"conv2d: kernel {kernel[0]}x{kernel[1]} is larger than the padded input "
+                         f"{x.shape[2] + 2 * padding[0]}x{x.shape[3] + 2 * padding[1]}")
+    names = applicable(kernel, stride)
+    name = algorithm or _setting["algorithm"]
+    if name == "auto":
+        key = (x.shape, weight.shape, stride, padding, f"{x.dtype} on {x.device}", bias is not None,
+               is_grad_enabled() and any(t.requires_grad for t in inputs), x.requires_grad)
+        if key not in _chosen:
+            _chosen[key] = _fastest(names, inputs, stride, padding)
+        name = _chosen[key]
+    elif name not in ALGORITHMS:
+        raise ValueError(f"conv2d: algorithm must be 'auto' or one of {sorted(ALGORITHMS)}, got {name!r}")
+    elif name not in names:
+        if algorithm:  # asked for by name in this call: say why it cannot run
+            raise ValueError(f"conv2d: the {name} algorithm needs {'a 3x3 kernel and ' if name == 'winograd' else ''}"
+                             f"stride 1; got kernel {kernel[0]}x{kernel[1]}, stride {stride}")
+        name = "im2col"
+    return _new_op(name, stride, padding)(*inputs)
 
 
 def max_pool2d(x, kernel_size=2, stride=None):

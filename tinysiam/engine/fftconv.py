@@ -1,0 +1,110 @@
+"""Stride-1 convolution through the FFT (Mathieu, Henaff & LeCun 2014): for large kernels.
+
+A layer's cross-correlation y[i] = sum_k x[i + k] w[k] is, on a grid of F >= H
+points, the circular correlation of x with the zero-padded kernel; no index
+i + k of a kept output wraps around, so it is exact. The Fourier transform
+turns it into a product per frequency f:
+
+    Y[f] = conj(W[f]) X[f]        (W, X: 2-D real FFTs of the padded kernel and input)
+
+and the sum over input channels into one matrix product per frequency:
+Y[f] (OC x N) = conj(W[f]) (OC x C) @ X[f] (C x N). A KxK kernel costs the
+direct method K^2 multiply-adds per output; here the products cost about
+4 C OC N per frequency (complex), whatever K, plus the transforms. Backward is
+the adjoint, in the same frequency domain:
+
+    dX[f] = W[f]^T dY[f]  (a convolution: the correlation's adjoint),  dW[f] = conj(dY[f]) X[f]^T
+
+The arrays are laid out spatial axes first, (H, W, C, N): each frequency's
+(C, N) block is then contiguous, as the batched matrix product wants it.
+docs/convolution.md derives it.
+"""
+import os
+
+import numpy as np
+
+from .backend import xp_of
+from .tensor import Function
+
+try:  # optional: SciPy's FFT runs on several threads (NumPy's on one)
+    import scipy.fft as scipy_fft
+except ImportError:
+    scipy_fft = None
+
+# threads of SciPy's FFT: as many as the BLAS is asked to use (OMP_NUM_THREADS), else every core
+FFT_WORKERS = int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1
+
+
+def fast_size(n):
+    """The smallest m >= n whose only prime factors are 2, 3 and 5: FFTs of such sizes are fast."""
+    while True:
+        m = n
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        if m == 1:
+            return n
+        n += 1
+
+
+class _FFT:
+    """The transforms of one array library: SciPy's on ``FFT_WORKERS`` threads for NumPy arrays when
+    SciPy is installed, else the library's own ``fft`` module (NumPy's, or CuPy's on a GPU)."""
+
+    def __init__(self, like):
+        xp = xp_of(like)
+        threaded = xp is np and scipy_fft is not None
+        self.module, self.options = (scipy_fft, {"workers": FFT_WORKERS}) if threaded else (xp.fft, {})
+
+    def __getattr__(self, name):  # rfftn, irfftn, rfft, irfft, fft, ifft
+        transform = getattr(self.module, name)
+        return lambda *args, **kwargs: transform(*args, **kwargs, **self.options)
+
+
+class Conv2dFFTOp(Function):
+    """Cross-correlation of x (N, C, H, W) with weight (OC, C, KH, KW), stride 1, plus bias (OC,), by the FFT."""
+
+    def __init__(self, padding=(0, 0)):
+        self.padding = padding
+
+    def forward(self, x, weight, bias=None):
+        xp, fft = xp_of(x), _FFT(x)
+        (ph, pw), (n, c, h, w), (oc, _, kh, kw) = self.padding, x.shape, weight.shape
+        self.x_shape, self.kernel, self.has_bias = x.shape, (kh, kw), bias is not None
+        self.size = fh, fw = fast_size(h + 2 * ph), fast_size(w + 2 * pw)  # the padded input fits: no wrap-around
+        self.out_size = oh, ow = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
+        spatial = xp.zeros((fh, fw, c, n), dtype=x.dtype)
+        spatial[ph:ph + h, pw:pw + w] = x.transpose(2, 3, 1, 0)
+        self.x_f = fft.rfftn(spatial, axes=(0, 1))  # (FH, FW//2+1, C, N)
+        # the kernel zero-padded to (FH, FW): transform its KH rows along W first, then along H
+        w_f = fft.fft(fft.rfft(weight.transpose(2, 3, 0, 1), n=fw, axis=1), n=fh, axis=0)
+        self.w_conj = xp.conjugate(w_f, out=w_f)  # correlation, not convolution: conj(W)
+        freqs = self.x_f.shape[0] * self.x_f.shape[1]
+        y_f = self.w_conj.reshape(freqs, oc, c) @ self.x_f.reshape(freqs, c, n)
+        y = fft.irfftn(y_f.reshape(fh, -1, oc, n), s=self.size, axes=(0, 1))[:oh, :ow]
+        out = xp.ascontiguousarray(y.transpose(2, 3, 0, 1), dtype=x.dtype)  # (OC, N, OH, OW)
+        if bias is not None:
+            out += bias.reshape(oc, 1, 1, 1)
+        return out.transpose(1, 0, 2, 3)
+
+    def backward(self, g):  # dL/dW[f] = conj(dY[f]) X[f]^T;  dL/dX[f] = W[f]^T dY[f] = conj(conj(W[f])^T conj(dY[f]))
+        xp, fft = xp_of(g), _FFT(g)
+        (ph, pw), (n, c, h, w), (kh, kw), (oh, ow) = self.padding, self.x_shape, self.kernel, self.out_size
+        fh, fw = self.size
+        oc, freqs = self.w_conj.shape[2], self.x_f.shape[0] * self.x_f.shape[1]
+        spatial = xp.zeros((fh, fw, oc, n), dtype=g.dtype)
+        spatial[:oh, :ow] = g.transpose(2, 3, 1, 0)  # zero beyond the outputs: they got no gradient
+        g_conj = fft.rfftn(spatial, axes=(0, 1)).reshape(freqs, oc, n)
+        xp.conjugate(g_conj, out=g_conj)
+        grad_w_f = (g_conj @ self.x_f.reshape(freqs, c, n).transpose(0, 2, 1)).reshape(fh, -1, oc, c)
+        # only the first KH x KW taps are the kernel's: invert along H, keep KH rows, then along W
+        grad_w = fft.irfft(fft.ifft(grad_w_f, axis=0)[:kh], n=fw, axis=1)[:, :kw]
+        grad_w = grad_w.transpose(2, 3, 0, 1).astype(g.dtype, copy=False)
+        grad_x = None
+        if self.needs_grad(0):  # not for the first layer: images need no gradient
+            grad_x_f = self.w_conj.reshape(freqs, oc, c).transpose(0, 2, 1) @ g_conj
+            xp.conjugate(grad_x_f, out=grad_x_f)
+            grad_spatial = fft.irfftn(grad_x_f.reshape(fh, -1, c, n), s=self.size, axes=(0, 1))[ph:ph + h, pw:pw + w]
+            grad_x = xp.ascontiguousarray(grad_spatial.transpose(2, 3, 0, 1), dtype=g.dtype).transpose(1, 0, 2, 3)
+        grad_b = g.sum(axis=(0, 2, 3)) if self.has_bias else None
+        return (grad_x, grad_w, grad_b) if self.has_bias else (grad_x, grad_w)
