@@ -64,6 +64,7 @@ class TinysiamContender:
 
         self.device = backend.check_device(device)  # RuntimeError when there is no GPU: reported, column skipped
         backend.reuse_freed_memory()  # as the command line does; the peers keep their stock allocators
+        self.reported = set()
 
     def constant(self, array):
         from tinysiam import backend
@@ -166,6 +167,15 @@ class TinysiamContender:
 
     def gpu_memory_mb(self):
         return _cupy_pool_mb() if self.device == "gpu" else None
+
+    def new_algorithms(self):
+        """{layer: algorithm} that conv2d chose since the last call (it times the candidates once per shape)."""
+        from tinysiam.engine.conv import chosen_algorithms
+
+        chosen = chosen_algorithms()
+        new = {layer: name for layer, name in chosen.items() if layer not in self.reported}
+        self.reported.update(new)
+        return new
 
 
 class TorchContender:

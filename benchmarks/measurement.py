@@ -143,7 +143,7 @@ def worker_main(name, device, threads, tf32):
             elif command["do"] == "memory":
                 peak = resident_mb()
                 reply(peak_rss_mb=peak, growth_mb=None if None in (peak, before) else peak - before,
-                      gpu_mb=contender.gpu_memory_mb())
+                      gpu_mb=contender.gpu_memory_mb(), algorithms=getattr(contender, "new_algorithms", dict)())
             elif command["do"] == "profile":
                 mode = command["mode"]
                 reply(**profile(case.modes[mode], PROFILE_RUNS[mode], contender.synchronize, case.parts))

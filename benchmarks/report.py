@@ -26,6 +26,8 @@ def summarise(bench, results, peak_gflops):
             entry["memory"][contender] = {"skipped": result["skipped"]}
             continue
         entry["memory"][contender] = {key: result.get(key) for key in ("peak_rss_mb", "growth_mb", "gpu_mb")}
+        if result.get("algorithms"):
+            entry["algorithms"] = result["algorithms"]
         if "profile" in result:
             entry["profile"] = result["profile"]
     for mode in bench.modes:
@@ -148,6 +150,7 @@ def markdown(report):
             cells.append(cell + (f"; GPU {_mb(memory['gpu_mb'])}" if memory.get("gpu_mb") is not None else ""))
         lines.append(f"| {entry['benchmark']} | " + " | ".join(cells) + " |")
     lines += same_computation(report)
+    lines += algorithms_section(report)
     if report["device"] == "cpu":
         lines += ["", "## Targets (CPU, float32" + ("" if report["threads"] == 2 else
                   f"; the targets are stated for 2 threads, this run used {report['threads']}") + ")", "",
@@ -193,6 +196,19 @@ def end_to_end(report):
                   "not depend on the pixels.", "", "| contender | images/s |", "| --- | --- |"]
         lines += [f"| {title} | {rate:.0f} |" for title, rate in measured]
     return lines
+
+
+def algorithms_section(report):
+    """Markdown lines: the convolution algorithm tinysiam's conv2d chose for each layer shape it met."""
+    rows = [(entry["benchmark"], layer, name) for entry in report["benchmarks"]
+            for layer, name in entry.get("algorithms", {}).items()]
+    if not rows:
+        return []
+    return ["", "## Convolution algorithms tinysiam chose", "",
+            "On its first call for a layer shape, `conv2d` runs each algorithm that applies (im2col; Winograd for "
+            "3x3 stride 1; FFT for stride 1) twice, forward and backward, and keeps the fastest for the rest of the "
+            "process (the warm-up runs absorb this).", "", "| benchmark | layer | algorithm |", "| --- | --- | --- |"] + \
+        [f"| {name} | {layer} | {algorithm} |" for name, layer, algorithm in rows]
 
 
 def profile_section(entry):

@@ -199,8 +199,8 @@ def set_algorithm(name):
 
 def chosen_algorithms():
     """{layer description: algorithm} of every shape "auto" has timed in this process."""
-    return {f"x {key[0]}, weight {key[1]}, stride {key[2]}, padding {key[3]}, {key[4]}": name
-            for key, name in _chosen.items()}
+    return {f"x {key[0]}, weight {key[1]}, stride {key[2]}, padding {key[3]}, {key[4]}"
+            + ("" if key[6] else ", forward only"): name for key, name in _chosen.items()}
 
 
 def applicable(kernel, stride):
