@@ -263,3 +263,16 @@ def test_conv_and_pool_errors_name_the_shapes():
         conv2d(x, ts.Tensor(np.ones((4, 3, 3, 3), np.float32)), stride=0)
     with pytest.raises(ValueError, match="larger than the input"):
         max_pool2d(x, 6)
+
+
+def test_the_worked_example_of_docs_convolution_is_what_the_matrices_compute():
+    from pathlib import Path
+
+    from tinysiam.engine.winograd import A_T, B_T, G
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "convolution.md").read_text()
+    d, g = np.array([1.0, 2, 3, 4]), np.array([1.0, 0, -1])
+    np.testing.assert_array_equal(B_T @ d, [-2, 5, 1, -2])
+    np.testing.assert_array_equal(G @ g, [1, 0, 0, -1])
+    np.testing.assert_array_equal(A_T @ ((G @ g) * (B_T @ d)), [d[0:3] @ g, d[1:4] @ g])  # = (-2, -2)
+    assert "B^T d = (-2, 5, 1, -2), G g = (1, 0, 0, -1)" in doc and "A^T of it (-2, -2)" in doc

@@ -2,7 +2,9 @@
 
 Read in this order: ``tensor.py`` (Tensor, Function, backward), ``ops.py`` (one
 class per op; it also gives Tensor its operators), ``conv.py`` (convolution and
-pooling), ``gradcheck.py`` (the proof). ``backend.py`` picks NumPy or CuPy.
+pooling; ``winograd.py`` and ``fftconv.py`` are its faster algorithms, chosen
+per layer, docs/convolution.md), ``gradcheck.py`` (the proof). ``backend.py``
+picks NumPy or CuPy; ``layout.py`` holds the ops' shared memory layout.
 Nothing here knows about layers, Siamese networks or data.
 """
 from . import backend, conv, gradcheck, ops
