@@ -61,6 +61,16 @@ class _FFT:
         return lambda *args, **kwargs: transform(*args, **kwargs, **self.options)
 
 
+def _channel_first(spatial, dtype):
+    """(H, W, C, N) -> a contiguous (C, N, H, W) copy in ``dtype``, one image row at a time (a plain transposing
+    copy reads with a stride of C*N elements and was 4x slower here)."""
+    h, w, c, n = spatial.shape
+    out = xp_of(spatial).empty((c, n, h, w), dtype=dtype)
+    for i in range(h):
+        out[:, :, i] = spatial[i].transpose(1, 2, 0)
+    return out
+
+
 class Conv2dFFTOp(Function):
     """Cross-correlation of x (N, C, H, W) with weight (OC, C, KH, KW), stride 1, plus bias (OC,), by the FFT."""
 
@@ -82,7 +92,7 @@ class Conv2dFFTOp(Function):
         freqs = self.x_f.shape[0] * self.x_f.shape[1]
         y_f = self.w_conj.reshape(freqs, oc, c) @ self.x_f.reshape(freqs, c, n)
         y = fft.irfftn(y_f.reshape(fh, -1, oc, n), s=self.size, axes=(0, 1))[:oh, :ow]
-        out = xp.ascontiguousarray(y.transpose(2, 3, 0, 1), dtype=x.dtype)  # (OC, N, OH, OW)
+        out = _channel_first(y, x.dtype)  # (OC, N, OH, OW)
         if bias is not None:
             out += bias.reshape(oc, 1, 1, 1)
         return out.transpose(1, 0, 2, 3)
@@ -105,6 +115,6 @@ class Conv2dFFTOp(Function):
             grad_x_f = self.w_conj.reshape(freqs, oc, c).transpose(0, 2, 1) @ g_conj
             xp.conjugate(grad_x_f, out=grad_x_f)
             grad_spatial = fft.irfftn(grad_x_f.reshape(fh, -1, c, n), s=self.size, axes=(0, 1))[ph:ph + h, pw:pw + w]
-            grad_x = xp.ascontiguousarray(grad_spatial.transpose(2, 3, 0, 1), dtype=g.dtype).transpose(1, 0, 2, 3)
+            grad_x = _channel_first(grad_spatial, g.dtype).transpose(1, 0, 2, 3)
         grad_b = g.sum(axis=(0, 2, 3)) if self.has_bias else None
         return (grad_x, grad_w, grad_b) if self.has_bias else (grad_x, grad_w)
