@@ -130,8 +130,9 @@ def test_auto_times_once_per_layer_shape_and_keeps_the_caller_graph_untouched(mo
     outs = [conv2d(x, weight, padding=1, algorithm="auto") for _ in range(3)]
     assert timed == [["im2col", "winograd", "fft"]]  # the first call only
     assert x.grad is None and weight.grad is None  # timing ran on its own leaves
-    (description, name), = conv.chosen_algorithms().items()
-    assert "weight (4, 3, 3, 3)" in description and all(isinstance(o.creator, ALGORITHMS[name]) for o in outs)
+    (layer, name), = conv.chosen_algorithms().items()
+    assert layer == "x (2, 3, 8, 8), weight (4, 3, 3, 3), stride (1, 1), padding (1, 1), float32 on cpu, backward"
+    assert all(isinstance(o.creator, ALGORITHMS[name]) for o in outs)
     conv2d(x, weight, stride=2, algorithm="auto")  # another shape: timed again, im2col the only candidate
     assert timed[1] == ["im2col"]
 
@@ -151,7 +152,7 @@ def test_set_algorithm_forces_one_where_it_applies(monkeypatch):
         conv.set_algorithm(previous)
     with pytest.raises(ValueError, match="the winograd algorithm needs a 3x3 kernel and stride 1"):
         conv2d(x, w5, algorithm="winograd")
-    with pytest.raises(ValueError, match="the fft algorithm needs stride 1"):
+    with pytest.raises(ValueError, match="the fft algorithm needs stride 1 and a kernel larger than 1x1"):
         conv2d(x, w5, stride=2, algorithm="fft")
     with pytest.raises(ValueError, match="set_algorithm: choose 'auto' or one of"):
         conv.set_algorithm("direct")

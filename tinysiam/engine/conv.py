@@ -198,13 +198,15 @@ def set_algorithm(name):
 
 
 def chosen_algorithms():
-    """{layer description: algorithm} of every shape "auto" has timed in this process."""
-    return {f"x {key[0]}, weight {key[1]}, stride {key[2]}, padding {key[3]}, {key[4]}"
-            + ("" if key[6] else ", forward only"): name for key, name in _chosen.items()}
+    """{layer: algorithm} of every layer shape "auto" has timed in this process."""
+    return dict(_chosen)
+
+
+REQUIREMENTS = {"winograd": "a 3x3 kernel and stride 1", "fft": "stride 1 and a kernel larger than 1x1"}
 
 
 def applicable(kernel, stride):
-    """The algorithms that can compute a convolution with this kernel (KH, KW) and stride."""
+    """The algorithms that can compute a convolution with this kernel (KH, KW) and stride (see REQUIREMENTS)."""
     names = ["im2col"]
     if stride == (1, 1):
         names += ["winograd", "fft"] if kernel == (3, 3) else ["fft"] if kernel != (1, 1) else []
@@ -215,10 +217,9 @@ def _new_op(name, stride, padding):
     return Conv2dIm2colOp(stride, padding) if name == "im2col" else ALGORITHMS[name](padding)
 
 
-def _fastest(names, inputs, stride, padding):
-    """Of ``names``, the algorithm that computes these inputs fastest: forward, and backward when a graph is
-    recorded. Each runs once to touch its memory, then once timed (not again when already 3x slower)."""
-    backward = is_grad_enabled() and any(t.requires_grad for t in inputs)
+def _fastest(names, inputs, stride, padding, backward):
+    """Of ``names``, the algorithm that computes these inputs fastest: forward, and backward if ``backward``.
+    Each runs twice and keeps its faster time (the first run touches fresh memory); not twice when 3x slower."""
     best, best_seconds = None, math.inf
     for name in names:
         leaves = [Tensor(t.data, requires_grad=t.requires_grad) for t in inputs]  # the caller's graph is not touched
@@ -226,9 +227,11 @@ def _fastest(names, inputs, stride, padding):
         def run():
             start = time.perf_counter()
             out = _new_op(name, stride, padding)(*leaves)
+            last = out.data
             if backward:
-                out.backward(xp_of(out.data).ones_like(out.data))
-            float(leaves[1].grad.reshape(-1)[0] if backward else out.data.reshape(-1)[0])  # waits for a GPU
+                out.backward(xp_of(last).ones_like(last))
+                last = next(leaf.grad for leaf in leaves if leaf.grad is not None)
+            float(last.reshape(-1)[0])  # waits for a GPU to finish
             return time.perf_counter() - start
 
         first = run()
@@ -268,17 +271,19 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, algorithm=None):
     names = applicable(kernel, stride)
     name = algorithm or _setting["algorithm"]
     if name == "auto":
-        key = (x.shape, weight.shape, stride, padding, f"{x.dtype} on {x.device}", bias is not None,
-               is_grad_enabled() and any(t.requires_grad for t in inputs), x.requires_grad)
-        if key not in _chosen:
-            _chosen[key] = _fastest(names, inputs, stride, padding)
-        name = _chosen[key]
+        backward = is_grad_enabled() and any(t.requires_grad for t in inputs)
+        layer = (f"x {x.shape}, weight {weight.shape}, stride {stride}, padding {padding}, "
+                 f"{'bias, ' if bias is not None else ''}{x.dtype} on {x.device}, "
+                 + ("forward only" if not backward else "backward" if x.requires_grad else "backward to the weights"))
+        if layer not in _chosen:
+            _chosen[layer] = _fastest(names, inputs, stride, padding, backward)
+        name = _chosen[layer]
     elif name not in ALGORITHMS:
         raise ValueError(f"conv2d: algorithm must be 'auto' or one of {sorted(ALGORITHMS)}, got {name!r}")
     elif name not in names:
         if algorithm:  # asked for by name in this call: say why it cannot run
-            raise ValueError(f"conv2d: the {name} algorithm needs {'a 3x3 kernel and ' if name == 'winograd' else ''}"
-                             f"stride 1; got kernel {kernel[0]}x{kernel[1]}, stride {stride}")
+            raise ValueError(f"conv2d: the {name} algorithm needs {REQUIREMENTS[name]}; got kernel "
+                             f"{kernel[0]}x{kernel[1]}, stride {stride}")
         name = "im2col"
     return _new_op(name, stride, padding)(*inputs)
 
