@@ -61,6 +61,14 @@ class _FFT:
         return lambda *args, **kwargs: transform(*args, **kwargs, **self.options)
 
 
+def _spatial_first(a, size, offset):
+    """a (N, C, H, W) copied into zeros of shape (FH, FW, C, N) = ``size`` + (C, N), at offset (top, left)."""
+    (n, c, h, w), (top, left) = a.shape, offset
+    spatial = xp_of(a).zeros(tuple(size) + (c, n), dtype=a.dtype)
+    spatial[top:top + h, left:left + w] = a.transpose(2, 3, 1, 0)
+    return spatial
+
+
 def _channel_first(spatial, dtype):
     """(H, W, C, N) -> a contiguous (C, N, H, W) copy in ``dtype``, one image row at a time (a plain transposing
     copy reads with a stride of C*N elements and was 4x slower here)."""
@@ -71,8 +79,18 @@ def _channel_first(spatial, dtype):
     return out
 
 
+def _first_inverse_rows(like, size, rows):
+    """The first ``rows`` rows of the inverse DFT matrix of ``size`` points, exp(2 pi i k f / size) / size."""
+    k, f = np.arange(rows)[:, None], np.arange(size)[None, :]
+    return xp_of(like).asarray(np.exp(2j * np.pi * k * f / size) / size, dtype=like.dtype)
+
+
 class Conv2dFFTOp(Function):
-    """Cross-correlation of x (N, C, H, W) with weight (OC, C, KH, KW), stride 1, plus bias (OC,), by the FFT."""
+    """Cross-correlation of x (N, C, H, W) with weight (OC, C, KH, KW), stride 1, plus bias (OC,), by the FFT.
+
+    Temporaries are freed as soon as they are used (``del``): the complex arrays are as large as the
+    layer's output, and on Koch's net they set the training step's peak memory.
+    """
 
     def __init__(self, padding=(0, 0)):
         self.padding = padding
@@ -83,16 +101,15 @@ class Conv2dFFTOp(Function):
         self.x_shape, self.kernel, self.has_bias = x.shape, (kh, kw), bias is not None
         self.size = fh, fw = fast_size(h + 2 * ph), fast_size(w + 2 * pw)  # the padded input fits: no wrap-around
         self.out_size = oh, ow = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
-        spatial = xp.zeros((fh, fw, c, n), dtype=x.dtype)
-        spatial[ph:ph + h, pw:pw + w] = x.transpose(2, 3, 1, 0)
-        self.x_f = fft.rfftn(spatial, axes=(0, 1))  # (FH, FW//2+1, C, N)
+        self.x_f = fft.rfftn(_spatial_first(x, self.size, (ph, pw)), axes=(0, 1))  # (FH, FW//2+1, C, N)
         # the kernel zero-padded to (FH, FW): transform its KH rows along W first, then along H
         w_f = fft.fft(fft.rfft(weight.transpose(2, 3, 0, 1), n=fw, axis=1), n=fh, axis=0)
         self.w_conj = xp.conjugate(w_f, out=w_f)  # correlation, not convolution: conj(W)
         freqs = self.x_f.shape[0] * self.x_f.shape[1]
         y_f = self.w_conj.reshape(freqs, oc, c) @ self.x_f.reshape(freqs, c, n)
-        y = fft.irfftn(y_f.reshape(fh, -1, oc, n), s=self.size, axes=(0, 1))[:oh, :ow]
-        out = _channel_first(y, x.dtype)  # (OC, N, OH, OW)
+        y = fft.irfftn(y_f.reshape(fh, -1, oc, n), s=self.size, axes=(0, 1))
+        del y_f
+        out = _channel_first(y[:oh, :ow], x.dtype)  # (OC, N, OH, OW)
         if bias is not None:
             out += bias.reshape(oc, 1, 1, 1)
         return out.transpose(1, 0, 2, 3)
@@ -102,19 +119,22 @@ class Conv2dFFTOp(Function):
         (ph, pw), (n, c, h, w), (kh, kw), (oh, ow) = self.padding, self.x_shape, self.kernel, self.out_size
         fh, fw = self.size
         oc, freqs = self.w_conj.shape[2], self.x_f.shape[0] * self.x_f.shape[1]
-        spatial = xp.zeros((fh, fw, oc, n), dtype=g.dtype)
-        spatial[:oh, :ow] = g.transpose(2, 3, 1, 0)  # zero beyond the outputs: they got no gradient
-        g_conj = fft.rfftn(spatial, axes=(0, 1)).reshape(freqs, oc, n)
+        # zero beyond the outputs: they got no gradient
+        g_conj = fft.rfftn(_spatial_first(g, self.size, (0, 0)), axes=(0, 1)).reshape(freqs, oc, n)
         xp.conjugate(g_conj, out=g_conj)
-        grad_w_f = (g_conj @ self.x_f.reshape(freqs, c, n).transpose(0, 2, 1)).reshape(fh, -1, oc, c)
-        # only the first KH x KW taps are the kernel's: invert along H, keep KH rows, then along W
-        grad_w = fft.irfft(fft.ifft(grad_w_f, axis=0)[:kh], n=fw, axis=1)[:, :kw]
-        grad_w = grad_w.transpose(2, 3, 0, 1).astype(g.dtype, copy=False)
         grad_x = None
         if self.needs_grad(0):  # not for the first layer: images need no gradient
             grad_x_f = self.w_conj.reshape(freqs, oc, c).transpose(0, 2, 1) @ g_conj
             xp.conjugate(grad_x_f, out=grad_x_f)
-            grad_spatial = fft.irfftn(grad_x_f.reshape(fh, -1, c, n), s=self.size, axes=(0, 1))[ph:ph + h, pw:pw + w]
-            grad_x = _channel_first(grad_spatial, g.dtype).transpose(1, 0, 2, 3)
-        grad_b = g.sum(axis=(0, 2, 3)) if self.has_bias else None
-        return (grad_x, grad_w, grad_b) if self.has_bias else (grad_x, grad_w)
+            grad_spatial = fft.irfftn(grad_x_f.reshape(fh, -1, c, n), s=self.size, axes=(0, 1))
+            del grad_x_f
+            grad_x = _channel_first(grad_spatial[ph:ph + h, pw:pw + w], g.dtype).transpose(1, 0, 2, 3)
+            del grad_spatial
+        grad_w_f = (g_conj @ self.x_f.reshape(freqs, c, n).transpose(0, 2, 1)).reshape(fh, -1)
+        del g_conj
+        # only the first KH x KW taps are the kernel's: the first KH rows of the inverse along H (a matrix
+        # product with those rows of the inverse DFT matrix), then the inverse along W
+        rows = (_first_inverse_rows(grad_w_f, fh, kh) @ grad_w_f).reshape(kh, -1, oc, c)
+        del grad_w_f
+        grad_w = fft.irfft(rows, n=fw, axis=1)[:, :kw].transpose(2, 3, 0, 1).astype(g.dtype, copy=False)
+        return (grad_x, grad_w, g.sum(axis=(0, 2, 3))) if self.has_bias else (grad_x, grad_w)
