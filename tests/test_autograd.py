@@ -84,6 +84,22 @@ def test_a_loss_held_after_backward_keeps_no_activation_alive():
     np.testing.assert_array_equal(x.grad, np.full((3, 4), 2.0))
 
 
+def test_backward_frees_each_activation_once_its_users_are_done(monkeypatch):
+    import weakref
+
+    from tinysiam.engine import ops
+
+    x = ts.Tensor(np.ones((3, 4)), requires_grad=True)
+    hidden = (x * 2).relu()
+    loss = hidden.sum()
+    alive, seen = weakref.ref(hidden), []
+    del hidden
+    mul_backward = ops.Mul.backward
+    monkeypatch.setattr(ops.Mul, "backward", lambda self, g: seen.append(alive()) or mul_backward(self, g))
+    loss.backward()  # relu's output is used by the sum only: freed before the first op's backward runs
+    assert seen == [None]
+
+
 def test_retain_graph_allows_a_second_backward():
     x = ts.Tensor(np.array([2.0]), requires_grad=True)
     y = (x * x).sum()

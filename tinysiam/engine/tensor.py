@@ -126,7 +126,9 @@ class Tensor:
                 raise ValueError(f"backward(grad): grad has shape {grad.shape}, tensor has shape {self.shape}")
 
         grads = {id(self): grad}  # gradient of the final output w.r.t. each tensor
-        for tensor in _topological_order(self):
+        order = _topological_order(self)
+        while order:  # popped, not iterated: a tensor whose users are done is freed here, not at the end
+            tensor = order.pop()
             upstream = grads.pop(id(tensor), None)
             if upstream is None:  # every op that used it returned None for it: no gradient reaches it
                 continue
@@ -153,7 +155,7 @@ class Tensor:
 
 
 def _topological_order(output):
-    """Tensors reachable from ``output``, each after every tensor that uses it.
+    """Tensors reachable from ``output``, each before every tensor that uses it (``output`` last).
 
     Iterative depth-first search, so very deep graphs hit no recursion limit.
     """
@@ -170,7 +172,7 @@ def _topological_order(output):
         stack.append((tensor, True))
         if tensor.creator is not None:
             stack.extend((inp, False) for inp in tensor.creator.inputs if inp.requires_grad)
-    return reversed(order)
+    return order
 
 
 class Function:
