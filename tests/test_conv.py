@@ -133,8 +133,8 @@ def test_auto_times_once_per_layer_shape_and_keeps_the_caller_graph_untouched(mo
     (layer, name), = conv.chosen_algorithms().items()
     assert layer == "x (2, 3, 8, 8), weight (4, 3, 3, 3), stride (1, 1), padding (1, 1), float32 on cpu, backward"
     assert all(isinstance(o.creator, ALGORITHMS[name]) for o in outs)
-    conv2d(x, weight, stride=2, algorithm="auto")  # another shape: timed again, im2col the only candidate
-    assert timed[1] == ["im2col"]
+    conv2d(x, weight, stride=2, algorithm="auto")  # another shape, where im2col alone applies: nothing to time
+    assert len(timed) == 1 and "stride (2, 2)" in " ".join(conv.chosen_algorithms())
 
 
 def test_set_algorithm_forces_one_where_it_applies(monkeypatch):

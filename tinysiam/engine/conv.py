@@ -217,28 +217,29 @@ def _new_op(name, stride, padding):
     return Conv2dIm2colOp(stride, padding) if name == "im2col" else ALGORITHMS[name](padding)
 
 
-def _fastest(names, inputs, stride, padding, backward):
+def _fastest(names, inputs, stride, padding, backward, rounds=3):
     """Of ``names``, the algorithm that computes these inputs fastest: forward, and backward if ``backward``.
-    Each runs twice and keeps its faster time (the first run touches fresh memory); not twice when 3x slower."""
-    best, best_seconds = None, math.inf
-    for name in names:
+
+    The candidates take turns for a few rounds and each keeps its best time, so a moment of other work on the
+    machine does not decide; the first round also pays for touching fresh memory. A candidate more than 3x
+    slower than the best so far drops out.
+    """
+    def seconds(name):
         leaves = [Tensor(t.data, requires_grad=t.requires_grad) for t in inputs]  # the caller's graph is not touched
+        start = time.perf_counter()
+        out = _new_op(name, stride, padding)(*leaves)
+        last = out.data
+        if backward:
+            out.backward(xp_of(last).ones_like(last))
+            last = next(leaf.grad for leaf in leaves if leaf.grad is not None)
+        float(last.reshape(-1)[0])  # waits for a GPU to finish
+        return time.perf_counter() - start
 
-        def run():
-            start = time.perf_counter()
-            out = _new_op(name, stride, padding)(*leaves)
-            last = out.data
-            if backward:
-                out.backward(xp_of(last).ones_like(last))
-                last = next(leaf.grad for leaf in leaves if leaf.grad is not None)
-            float(last.reshape(-1)[0])  # waits for a GPU to finish
-            return time.perf_counter() - start
-
-        first = run()
-        seconds = first if first > 3 * best_seconds else min(first, run())
-        if seconds < best_seconds:
-            best, best_seconds = name, seconds
-    return best
+    best = dict.fromkeys(names, math.inf)
+    for _ in range(rounds):
+        for name in [name for name in best if best[name] <= 3 * min(best.values())]:
+            best[name] = min(best[name], seconds(name))
+    return min(best, key=best.get)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, algorithm=None):
@@ -276,7 +277,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, algorithm=None):
                  f"{'bias, ' if bias is not None else ''}{x.dtype} on {x.device}, "
                  + ("forward only" if not backward else "backward" if x.requires_grad else "backward to the weights"))
         if layer not in _chosen:
-            _chosen[layer] = _fastest(names, inputs, stride, padding, backward)
+            _chosen[layer] = _fastest(names, inputs, stride, padding, backward) if len(names) > 1 else names[0]
         name = _chosen[layer]
     elif name not in ALGORITHMS:
         raise ValueError(f"conv2d: algorithm must be 'auto' or one of {sorted(ALGORITHMS)}, got {name!r}")
