@@ -110,7 +110,8 @@ def markdown(report):
                  "-" if load is None else f"{load:.2f}" for load in report["load_average"])
              + " (other work on the machine slows every contender).",
              "- FLOPs: 2*M*N*K of the convolution and dense-layer GEMMs; forward+backward, step and epoch count 3x "
-             "the forward."]
+             "the forward. They are the direct method's: tinysiam's Winograd and FFT convolutions do fewer "
+             "multiplications, so their effective rate can pass the GEMM peak."]
     lines += [f"- {reason}: column skipped." for reason in report["skipped"].values()]
     lines += nets_section(report)
     titles = [TITLES[c] for c in contenders]
