@@ -136,7 +136,7 @@ def test_a_diverging_run_stops_with_one_line_and_detect_anomaly_names_the_op(tmp
     assert "a NaN or Inf reached the loss" in err and "--detect-anomaly" in err and err.count("\n") == 1
     assert main(args + ["--overwrite", "--detect-anomaly"]) == 2
     err = capsys.readouterr().err
-    assert "Conv2dOp produced Inf and NaN in its forward pass" in err and "input shapes (128, 32, 4, 4)" in err
+    assert "Conv2dIm2colOp produced Inf and NaN in its forward pass" in err and "input shapes (128, 32, 4, 4)" in err
 
 
 def test_training_options_take_their_defaults_from_the_config():
