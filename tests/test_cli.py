@@ -1,5 +1,6 @@
 """The command line, end to end, in shortened runs."""
 import json
+import re
 import warnings
 
 import numpy as np
@@ -136,7 +137,9 @@ def test_a_diverging_run_stops_with_one_line_and_detect_anomaly_names_the_op(tmp
     assert "a NaN or Inf reached the loss" in err and "--detect-anomaly" in err and err.count("\n") == 1
     assert main(args + ["--overwrite", "--detect-anomaly"]) == 2
     err = capsys.readouterr().err
-    assert "Conv2dIm2colOp produced Inf and NaN in its forward pass" in err and "input shapes (128, 32, 4, 4)" in err
+    # whichever algorithm the convolution picked for this shape is the op named
+    assert re.search(r"Conv2d\w+Op produced Inf and NaN in its forward pass", err)
+    assert "input shapes (128, 32, 4, 4)" in err
 
 
 def test_training_options_take_their_defaults_from_the_config():
