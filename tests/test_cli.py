@@ -1,5 +1,6 @@
 """The command line, end to end, in shortened runs."""
 import json
+import re
 import warnings
 
 import numpy as np
@@ -138,7 +139,9 @@ def test_a_diverging_run_stops_with_one_line_and_detect_anomaly_names_the_op(tmp
     assert "a NaN or Inf reached the loss" in err and "--detect-anomaly" in err and err.count("\n") == 1
     assert main(args + ["--overwrite", "--detect-anomaly"]) == 2
     err = capsys.readouterr().err
-    assert "Conv2dOp produced Inf and NaN in its forward pass" in err and "input shapes (128, 32, 4, 4)" in err
+    # whichever algorithm the convolution picked for this shape is the op named
+    assert re.search(r"Conv2d\w+Op produced Inf and NaN in its forward pass", err)
+    assert "input shapes (128, 32, 4, 4)" in err
 
 
 def test_training_options_take_their_defaults_from_the_config():
@@ -276,3 +279,17 @@ def test_train_on_the_att_faces_reports_verification(data_root, tmp_path):
 def test_gradcheck_command_passes(capsys):
     assert main(["gradcheck", "--group", "op"]) == 0
     assert "0 failed" in capsys.readouterr().out
+
+
+def test_a_checkpoint_written_on_the_gpu_loads_and_resumes_on_the_cpu(tmp_path, capsys):
+    """Arrays are stored as NumPy; the config's device is only where that run trained."""
+    from tinysiam.serialization import read_checkpoint_meta, update_checkpoint_meta
+
+    assert main(["train", "--out", str(tmp_path)] + QUICK) == 0
+    for name in ("best.npz", "last.npz"):
+        meta = read_checkpoint_meta(tmp_path / name)
+        update_checkpoint_meta(tmp_path / name, config={**meta["config"], "device": "gpu"})
+    assert main(["eval", "--protocol", "nway", "--checkpoint", str(tmp_path / "best.npz"), "--device", "cpu"]) == 0
+    assert main(["train", "--out", str(tmp_path), "--resume", "--epochs", "2", "--device", "cpu", "--quiet",
+                 "--no-plots"]) == 0
+    assert "resuming with device = cpu (was gpu)" in capsys.readouterr().out

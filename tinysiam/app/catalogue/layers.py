@@ -39,6 +39,8 @@ def checks(rng):
     return [
         layer_check("Linear(4, 3)", nn.Linear(4, 3, rng=rng), n((5, 4))),
         layer_check("Linear(3, 2) on (2, 4, 3)", nn.Linear(3, 2, rng=rng), n((2, 4, 3))),
+        layer_check("Linear(4, 3) on a 1-D input (4,)", nn.Linear(4, 3, rng=rng), n(4)),
+        layer_check("Linear(3, 2), no bias", nn.Linear(3, 2, bias=False, rng=rng), n((5, 3))),
         layer_check("Conv2d(2, 3, 3)", nn.Conv2d(2, 3, 3, rng=rng), n((2, 2, 5, 6))),
         layer_check("Conv2d(1, 2, 3, stride=2, padding=1)", nn.Conv2d(1, 2, 3, stride=2, padding=1, rng=rng),
                     n((2, 1, 7, 6))),
@@ -59,6 +61,9 @@ def checks(rng):
         layer_check("Standardize of a constant image", nn.Standardize(eps=1e-2), np.full((2, 1, 2, 3), 0.7)),
         layer_check("BatchNorm1d(3) train", randomised_batchnorm(nn.BatchNorm1d(3), rng), n((6, 3))),
         layer_check("BatchNorm1d(3) eval", randomised_batchnorm(nn.BatchNorm1d(3), rng), n((4, 3)), train=False),
+        layer_check("BatchNorm1d(3) train on (N, C, L)", randomised_batchnorm(nn.BatchNorm1d(3), rng), n((2, 3, 4))),
+        layer_check("BatchNorm1d(3) eval on (N, C, L)", randomised_batchnorm(nn.BatchNorm1d(3), rng), n((2, 3, 4)),
+                    train=False),
         layer_check("BatchNorm2d(2) train", randomised_batchnorm(nn.BatchNorm2d(2), rng), n((3, 2, 3, 2))),
         layer_check("BatchNorm2d(2) eval", randomised_batchnorm(nn.BatchNorm2d(2), rng), n((2, 2, 3, 3)),
                     train=False),
