@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow gradcheck bench clean
+DATA_DIR ?= ../shared/data
+RESULTS_RUNS := runs/results
+
+.PHONY: demo test test-slow gradcheck bench clean results-demo results-omniglot results-faces results-baselines \
+	results-digits curves
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,3 +35,30 @@ clean:
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python benchmarks/run.py --json benchmarks/results/cpu.json --markdown benchmarks/results/cpu.md
+
+# The README's results table, one target per row: each trains and tests from scratch (on 2 CPU cores:
+# minutes to half an hour) and writes its record, results/NAME.json (command, commit, seconds, metrics)
+results-demo: $(STAMP)
+	$(BIN)/tinysiam demo --out $(RESULTS_RUNS)/omniglot-demo --overwrite --record omniglot-demo
+
+results-omniglot: $(STAMP)
+	$(BIN)/tinysiam train --recipe omniglot-30min --data-dir $(DATA_DIR) --out $(RESULTS_RUNS)/omniglot-30min \
+		--overwrite --record omniglot-30min
+
+# without --overwrite: a stopped protocol continues with the fold it stopped in
+results-faces: $(STAMP)
+	$(BIN)/tinysiam folds --recipe faces --data-dir $(DATA_DIR) --out $(RESULTS_RUNS)/faces-8fold --record faces-8fold
+
+results-baselines: $(STAMP)
+	$(BIN)/tinysiam eval --protocol lake --baseline mhd --record lake-mhd
+	$(BIN)/tinysiam eval --protocol lake --baseline pixels --record lake-pixels
+
+results-digits: $(STAMP)
+	$(BIN)/tinysiam demo --data digits --out $(RESULTS_RUNS)/digits-demo --overwrite --record digits-demo
+
+# the learning curves in docs/, from the records
+curves: $(STAMP)
+	$(BIN)/python scripts/learning_curves.py results/omniglot-demo.json results/omniglot-30min.json \
+		--out docs/omniglot_learning_curves.png
+	$(BIN)/python scripts/learning_curves.py results/faces-8fold.json --out docs/faces_learning_curves.png \
+		--ylabel "validation accuracy (5-way one-shot, 5 held-out subjects)"

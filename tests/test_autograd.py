@@ -61,6 +61,45 @@ def test_second_backward_through_a_freed_graph_raises():
         y.backward()
 
 
+def test_second_backward_through_a_shared_part_of_a_freed_graph_raises():
+    x = ts.Tensor(np.array([2.0]), requires_grad=True)
+    h = x * x
+    first, second = h.sum(), (h * 3).sum()
+    first.backward()
+    with pytest.raises(RuntimeError, match="a second time"):
+        second.backward()
+
+
+def test_a_loss_held_after_backward_keeps_no_activation_alive():
+    import weakref
+
+    x = ts.Tensor(np.ones((3, 4)), requires_grad=True)
+    hidden = (x * 2).relu()
+    loss = hidden.sum()
+    alive = weakref.ref(hidden)
+    del hidden
+    assert alive() is not None  # the graph holds it until backward
+    loss.backward()
+    assert alive() is None  # freed although the loss is still referenced
+    np.testing.assert_array_equal(x.grad, np.full((3, 4), 2.0))
+
+
+def test_backward_frees_each_activation_once_its_users_are_done(monkeypatch):
+    import weakref
+
+    from tinysiam.engine import ops
+
+    x = ts.Tensor(np.ones((3, 4)), requires_grad=True)
+    hidden = (x * 2).relu()
+    loss = hidden.sum()
+    alive, seen = weakref.ref(hidden), []
+    del hidden
+    mul_backward = ops.Mul.backward
+    monkeypatch.setattr(ops.Mul, "backward", lambda self, g: seen.append(alive()) or mul_backward(self, g))
+    loss.backward()  # relu's output is used by the sum only: freed before the first op's backward runs
+    assert seen == [None]
+
+
 def test_retain_graph_allows_a_second_backward():
     x = ts.Tensor(np.array([2.0]), requires_grad=True)
     y = (x * x).sum()

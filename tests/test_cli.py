@@ -1,5 +1,6 @@
 """The command line, end to end, in shortened runs."""
 import json
+import re
 import warnings
 
 import numpy as np
@@ -14,8 +15,9 @@ pytest.importorskip("matplotlib")
 QUICK = ["--epochs", "1", "--steps-per-epoch", "5", "--quiet", "--no-plots"]
 
 
-def test_demo_shortened(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--epochs", "2", "--steps-per-epoch", "15", "--quiet"]) == 0
+def test_digits_demo_shortened(tmp_path, capsys):
+    assert main(["demo", "--data", "digits", "--out", str(tmp_path), "--epochs", "2", "--steps-per-epoch", "15",
+                 "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "5-way one-shot accuracy" in out and "raw pixels" in out
     results = json.loads((tmp_path / "results.json").read_text())
@@ -38,7 +40,8 @@ def test_demo_never_replaces_a_run(tmp_path, capsys):
 def test_demo_without_out_picks_a_fresh_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     for expected in ("demo", "demo-2"):
-        assert main(["demo", "--epochs", "1", "--steps-per-epoch", "2", "--quiet", "--no-plots"]) == 0
+        assert main(["demo", "--data", "digits", "--epochs", "1", "--steps-per-epoch", "2", "--quiet",
+                     "--no-plots"]) == 0
         assert f"plots and checkpoints in {tmp_path.joinpath('runs', expected).relative_to(tmp_path)}/" in \
             capsys.readouterr().out
 
@@ -136,7 +139,9 @@ def test_a_diverging_run_stops_with_one_line_and_detect_anomaly_names_the_op(tmp
     assert "a NaN or Inf reached the loss" in err and "--detect-anomaly" in err and err.count("\n") == 1
     assert main(args + ["--overwrite", "--detect-anomaly"]) == 2
     err = capsys.readouterr().err
-    assert "Conv2dOp produced Inf and NaN in its forward pass" in err and "input shapes (128, 32, 4, 4)" in err
+    # whichever algorithm the convolution picked for this shape is the op named
+    assert re.search(r"Conv2d\w+Op produced Inf and NaN in its forward pass", err)
+    assert "input shapes (128, 32, 4, 4)" in err
 
 
 def test_training_options_take_their_defaults_from_the_config():
@@ -201,6 +206,27 @@ def test_eval_refuses_a_way_beyond_the_test_classes(tmp_path, capsys):
     assert "--way must be between 2 and 5" in capsys.readouterr().err
 
 
+def test_record_writes_the_result_with_its_command(data_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["tinysiam", "eval", "--baseline", "pixels"])
+    assert main(["eval", "--protocol", "lake", "--baseline", "pixels", "--data-dir", str(data_root),
+                 "--record", "lake-pixels"]) == 0
+    record = json.loads((tmp_path / "results" / "lake-pixels.json").read_text())
+    assert record["command"] == "tinysiam eval --baseline pixels" and record["metrics"]["accuracy"] == 0.19
+
+
+def test_omniglot_training_is_tested_on_lakes_runs_next_to_the_baselines(data_root, tmp_path):
+    assert main(["train", "--data", "omniglot", "--data-dir", str(data_root), "--preset", "mini", "--out",
+                 str(tmp_path), "--epochs", "1", "--steps-per-epoch", "2", "--batch", "16", "--quiet", "--no-plots"]) == 0
+    from tinysiam.app.model import load_model
+    from tinysiam.evaluation.oneshot import evaluate_lake_runs, load_lake_runs
+
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["lake_mhd_accuracy"] == pytest.approx(0.6125) and results["lake_raw_pixels_accuracy"] == 0.19
+    runs = load_lake_runs(data_root / "omniglot" / "all_runs.zip", size=(28, 28))
+    assert results["lake_per_run"] == evaluate_lake_runs(runs, load_model(tmp_path / "best.npz")[0].similarity).per_run
+
+
 def test_eval_lake_with_the_mhd_baseline(data_root, tmp_path, capsys):
     assert main(["eval", "--protocol", "lake", "--baseline", "mhd", "--data-dir", str(data_root),
                  "--out", str(tmp_path)]) == 0
@@ -253,3 +279,17 @@ def test_train_on_the_att_faces_reports_verification(data_root, tmp_path):
 def test_gradcheck_command_passes(capsys):
     assert main(["gradcheck", "--group", "op"]) == 0
     assert "0 failed" in capsys.readouterr().out
+
+
+def test_a_checkpoint_written_on_the_gpu_loads_and_resumes_on_the_cpu(tmp_path, capsys):
+    """Arrays are stored as NumPy; the config's device is only where that run trained."""
+    from tinysiam.serialization import read_checkpoint_meta, update_checkpoint_meta
+
+    assert main(["train", "--out", str(tmp_path)] + QUICK) == 0
+    for name in ("best.npz", "last.npz"):
+        meta = read_checkpoint_meta(tmp_path / name)
+        update_checkpoint_meta(tmp_path / name, config={**meta["config"], "device": "gpu"})
+    assert main(["eval", "--protocol", "nway", "--checkpoint", str(tmp_path / "best.npz"), "--device", "cpu"]) == 0
+    assert main(["train", "--out", str(tmp_path), "--resume", "--epochs", "2", "--device", "cpu", "--quiet",
+                 "--no-plots"]) == 0
+    assert "resuming with device = cpu (was gpu)" in capsys.readouterr().out

@@ -51,7 +51,7 @@ def test_dot_styles_constants_dashed_and_tensors_needing_grad_filled():
 
 def test_dot_shows_gradient_norms_after_backward():
     x, w, loss = small_graph()
-    loss.backward()
+    loss.backward(retain_graph=True)  # a plain backward frees the graph's links
     labels, _, _ = parse_dot(to_dot(loss, names={"w": w}))
     assert ["w", "(2, 3) float64", f"grad norm {np.linalg.norm(w.grad):.6g}"] in labels.values()
     assert ["(4, 2) float64"] in labels.values()  # data has no gradient
@@ -127,7 +127,7 @@ def test_trace_says_none_for_an_input_that_needs_no_gradient(capsys):
         y.backward()
     lines = capsys.readouterr().out.splitlines()
     # each of the 4 weights meets 4 windows of ones: gradient 4 each, norm 8; the image gets none
-    assert lines[1] == "  2 Conv2dOp.backward: grad (1, 1, 2, 2) norm 2 -> none, (1, 1, 2, 2) norm 8"
+    assert lines[1] == "  2 Conv2dIm2colOp.backward: grad (1, 1, 2, 2) norm 2 -> none, (1, 1, 2, 2) norm 8"
 
 
 def test_trace_stops_at_the_end_of_its_block(capsys):

@@ -26,7 +26,7 @@ def tensor(values, dtype=np.float32):
 
 # ----- gradients -------------------------------------------------------------------------
 @FAST
-@given(lead=st.lists(st.integers(1, 3), min_size=1, max_size=2), fin=st.integers(1, 5), fout=st.integers(1, 4),
+@given(lead=st.lists(st.integers(1, 3), min_size=0, max_size=2), fin=st.integers(1, 5), fout=st.integers(1, 4),
        bias=st.booleans(), seed=seeds)
 def test_linear_gradients(lead, fin, fout, bias, seed):
     rng = np.random.default_rng(seed)
@@ -87,6 +87,8 @@ def test_batchnorm_gradients(n, c, spatial, train, seed):
     n2d = 2 if train and n * spatial[0] * spatial[1] == 1 else n
     check_layer(randomised_batchnorm(nn.BatchNorm2d(c), rng), rng.standard_normal((n2d, c, *spatial)), train)
     check_layer(randomised_batchnorm(nn.BatchNorm1d(c), rng), rng.standard_normal((max(n, 2) if train else n, c)), train)
+    n1d = 2 if train and n * spatial[0] == 1 else n
+    check_layer(randomised_batchnorm(nn.BatchNorm1d(c), rng), rng.standard_normal((n1d, c, spatial[0])), train)
 
 
 def test_sequential_gradients():
@@ -102,6 +104,16 @@ def test_linear_known_value():
     layer.weight.data = np.array([[1, 2], [3, 4], [5, 6]], np.float32)
     layer.bias.data = np.array([0.5, -1, 0], np.float32)
     np.testing.assert_allclose(layer(tensor([[1, -1], [0, 2]])).numpy(), [[-0.5, -2, -1], [4.5, 7, 12]])
+    one = layer(tensor([0, 2]))  # a 1-D input, as in PyTorch: (in_features,) -> (out_features,)
+    assert one.shape == (3,)
+    np.testing.assert_allclose(one.numpy(), [4.5, 7, 12])
+
+
+def test_linear_weight_gradient_is_in_the_weight_layout():
+    layer = nn.Linear(3, 2)
+    layer(tensor(np.ones((4, 3)))).sum().backward()
+    assert layer.weight.grad.flags.c_contiguous and layer.weight.grad.shape == (2, 3)
+    np.testing.assert_array_equal(layer.weight.grad, np.full((2, 3), 4.0))
 
 
 def test_conv2d_known_values():
@@ -137,6 +149,19 @@ def test_batchnorm2d_statistics_match_numpy():
     np.testing.assert_allclose(layer(ts.Tensor(x)).numpy(), expected, atol=1e-5)
 
 
+def test_batchnorm1d_on_sequences_normalises_each_channel_over_batch_and_length():
+    rng = np.random.default_rng(2)
+    x = rng.normal(2, 3, (4, 3, 5)).astype(np.float32)  # (N, C, L)
+    layer = nn.BatchNorm1d(3)
+    y = layer(ts.Tensor(x)).numpy()
+    mean, var = x.mean(axis=(0, 2)), x.var(axis=(0, 2))
+    np.testing.assert_allclose(y, (x - mean[:, None]) / np.sqrt(var[:, None] + 1e-5), atol=1e-5)
+    np.testing.assert_allclose(layer.running_var, 0.9 + 0.1 * var * 20 / 19, rtol=1e-5)  # unbiased: M = N * L = 20
+    layer.eval()
+    expected = (x - layer.running_mean[:, None]) / np.sqrt(layer.running_var[:, None] + 1e-5)
+    np.testing.assert_allclose(layer(ts.Tensor(x)).numpy(), expected, atol=1e-5)
+
+
 def test_batchnorm1d_running_statistics_over_several_batches():
     rng = np.random.default_rng(1)
     layer = nn.BatchNorm1d(2, momentum=0.3)
@@ -159,10 +184,12 @@ def test_batchnorm1d_running_statistics_over_several_batches():
 def test_batchnorm_errors():
     with pytest.raises(ValueError, match=r"more than one value per feature.*\(1, 3\)"):
         nn.BatchNorm1d(3)(tensor(np.ones((1, 3))))
-    with pytest.raises(ValueError, match=r"BatchNorm2d\(3\): expected 4-D input .*\(2, 3\)"):
+    with pytest.raises(ValueError, match=r"BatchNorm2d\(3\): expected input \(N, 3, H, W\), got shape \(2, 3\)"):
         nn.BatchNorm2d(3)(tensor(np.ones((2, 3))))
-    with pytest.raises(ValueError, match=r"BatchNorm1d\(3\).*\(4, 2\)"):
+    with pytest.raises(ValueError, match=r"BatchNorm1d\(3\): expected input \(N, 3\) or \(N, 3, L\), got shape \(4, 2\)"):
         nn.BatchNorm1d(3)(tensor(np.ones((4, 2))))
+    with pytest.raises(ValueError, match=r"BatchNorm1d\(3\).*got shape \(4, 3, 2, 2\)"):
+        nn.BatchNorm1d(3)(tensor(np.ones((4, 3, 2, 2))))
     with pytest.raises(TypeError, match="BatchNorm1d: input has dtype float64 but the layer's parameters are float32"):
         nn.BatchNorm1d(3)(tensor(np.ones((4, 3)), np.float64))
     with pytest.raises(ValueError, match="momentum must be in"):
@@ -319,6 +346,8 @@ def test_layer_input_errors_name_the_layer_and_shapes():
                   nn.Dropout(0.5), nn.BatchNorm2d(1)):
         with pytest.raises(TypeError, match=f"{type(layer).__name__}: input has dtype int64"):
             layer(ts.Tensor(np.ones((1, 1, 2, 3), np.int64)))
+    with pytest.raises(TypeError, match="Linear: input has dtype float64 but the layer's weight is float32"):
+        nn.Linear(3, 2)(tensor(np.ones((4, 3)), np.float64))
     with pytest.raises(ValueError, match="Linear: in_features must be a positive integer, got 0"):
         nn.Linear(0, 2)
     with pytest.raises(ValueError, match="Conv2d: out_channels must be a positive integer, got 2.5"):

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 import tinysiam.evaluation.dtw as dtw
 from tinysiam.data import LabelledImages, LabelledSequences
 from tinysiam.evaluation.dtw import dtw_distance
-from tinysiam.evaluation.verification import verification_pairs, verify
+from tinysiam.evaluation.verification import evaluate_verification, verification_pairs
 from conftest import on
 
 
@@ -69,7 +69,7 @@ def test_dtw_errors_name_the_argument():
         dtw_distance(np.zeros((2, 3, 0)), np.zeros((2, 3, 5)))
 
 
-# ----- verification pairs ---------------------------------------------------------------------------
+# ----- verification pairs within groups ---------------------------------------------------------------
 def alphabets(n_groups=3, classes_per_group=4, items_per_class=5):
     """Labels with classes in groups: class c belongs to group c // classes_per_group."""
     labels = np.repeat(np.arange(n_groups * classes_per_group), items_per_class)
@@ -78,55 +78,58 @@ def alphabets(n_groups=3, classes_per_group=4, items_per_class=5):
 
 
 @settings(max_examples=20, deadline=None)
-@given(half=st.integers(1, 200), seed=st.integers(0, 999))
-def test_pairs_are_balanced_distinct_and_within_a_group(half, seed):
+@given(n=st.integers(1, 400), seed=st.integers(0, 999))
+def test_pairs_are_balanced_distinct_and_within_a_group(n, seed):
     labels, groups = alphabets()
-    left, right, same = verification_pairs(labels, groups, 2 * half, seed)
-    assert len(left) == len(right) == 2 * half and same.sum() == half
+    left, right, same = verification_pairs(labels, n, seed, groups=groups)
+    assert len(left) == len(right) == n and same.sum() == (n + 1) // 2
     assert (left != right).all()
     np.testing.assert_array_equal(labels[left] == labels[right], same == 1)
     group = np.array(groups)
     np.testing.assert_array_equal(group[labels[left]], group[labels[right]])  # different pairs share an alphabet
-    again = verification_pairs(labels, groups, 2 * half, seed)
+    again = verification_pairs(labels, n, seed, groups=groups)
     assert all(np.array_equal(x, y) for x, y in zip((left, right, same), again))
 
 
 def test_pairs_cover_every_class_and_group():
     labels, groups = alphabets()
-    left, right, same = verification_pairs(labels, groups, 4000, seed=0)
+    left, right, same = verification_pairs(labels, 4000, seed=0, groups=groups)
     assert set(labels[left[same == 1]]) == set(range(12))
     assert set(labels[left[same == 0]]) == set(labels[right[same == 0]]) == set(range(12))
-    without_groups = verification_pairs(labels, None, 4000, seed=0)
+    without_groups = verification_pairs(labels, 4000, seed=0)
     crossing = np.array(groups)[labels[without_groups[0]]] != np.array(groups)[labels[without_groups[1]]]
     assert crossing.any()  # without groups, different pairs may come from any two classes
 
 
 def test_pair_errors():
     labels, groups = alphabets()
-    for bad in (3, 0, 2.0, True):
-        with pytest.raises(ValueError, match="n_pairs must be an even integer >= 2"):
-            verification_pairs(labels, groups, bad)
-    with pytest.raises(ValueError, match="a group with 2\\+ classes; got 12 classes with 2\\+ items and 0 classes"):
-        verification_pairs(labels, [f"g{c}" for c in range(12)], 10)  # every class alone in its alphabet
-    with pytest.raises(ValueError, match="a class with 2\\+ items"):
-        verification_pairs(np.arange(6), ["g"] * 6, 10)
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match="n must be a positive integer"):
+            verification_pairs(labels, bad, groups=groups)
+    with pytest.raises(ValueError, match="a group with 2 or more classes; each of the 12 classes is alone"):
+        verification_pairs(labels, 10, groups=[f"g{c}" for c in range(12)])
+    with pytest.raises(ValueError, match="one class with 2 or more items"):
+        verification_pairs(np.arange(6), 10, groups=["g"] * 6)
+    with pytest.raises(ValueError, match="groups must have an entry per label value 0..11"):
+        verification_pairs(labels, 10, groups=groups[:5])
 
 
-def test_verify_scores_the_same_pairs_for_aligned_containers():
+def test_aligned_containers_get_the_same_pairs_and_scores():
     labels, groups = alphabets()
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 1, (12, 2, 6))
     sequences = (centres[labels] + rng.normal(0, 0.3, (len(labels), 2, 6))).astype(np.float32)
     data = LabelledSequences(sequences, labels, [f"c{c}" for c in range(12)], groups)
     images = LabelledImages(sequences.reshape(-1, 1, 2, 6), labels, data.class_names, groups)
+    pairs = verification_pairs(data.labels, 400, seed=2, groups=data.groups)
+    again = verification_pairs(images.labels, 400, seed=2, groups=images.groups)
+    assert all(np.array_equal(x, y) for x, y in zip(pairs, again))
 
     def minus_distance(a, b):
         return -np.linalg.norm((a - b).reshape(len(a), -1), axis=1)
 
-    result = verify(minus_distance, data, n_pairs=400, seed=2)
-    assert result == verify(minus_distance, images, n_pairs=400, seed=2)
-    assert result["auc"] > 0.95 and result["eer"] < 0.1 and result["pairs"] == 400
-    chance = verify(lambda a, b: rng.random(len(a)), data, n_pairs=400, seed=2)
-    assert 0.35 < chance["auc"] < 0.65
-    with pytest.raises(ValueError, match=r"score_fn must return one score per pair, shape \(400,\); got shape \(3,\)"):
-        verify(lambda a, b: np.zeros(3), data, n_pairs=400)
+    result = evaluate_verification(minus_distance, data.items, pairs)
+    assert result == evaluate_verification(minus_distance, images.items, pairs)
+    assert result.auc > 0.95 and result.eer < 0.1 and result.pairs == 400
+    chance = evaluate_verification(lambda a, b: rng.random(len(a)), data.items, pairs)
+    assert 0.35 < chance.auc < 0.65

@@ -188,13 +188,21 @@ class Adam(Optimizer):
             state["m"], state["v"], state["t"] = xp.zeros_like(grad), xp.zeros_like(grad), 0
         state["t"] += 1
         m, v, t = state["m"], state["v"], state["t"]
-        m *= b1
-        m += (1 - b1) * grad
+        # the moments in place, then the step in one scratch array: no other temporary of the parameter's size
+        scratch = grad * grad
+        scratch *= 1 - b2
         v *= b2
-        v += (1 - b2) * grad * grad
-        m_hat = m / (1 - b1**t)
-        v_hat = v / (1 - b2**t)
-        p.data -= group["lr"] * m_hat / (xp.sqrt(v_hat) + group["eps"])
+        v += scratch
+        xp.multiply(grad, 1 - b1, out=scratch)
+        m *= b1
+        m += scratch
+        # lr * m_hat / (sqrt(v_hat) + eps), the bias corrections as scalars: m_hat = m / (1 - b1^t), v_hat likewise
+        xp.sqrt(v, out=scratch)
+        scratch /= math.sqrt(1 - b2**t)
+        scratch += group["eps"]
+        xp.divide(m, scratch, out=scratch)
+        scratch *= group["lr"] / (1 - b1**t)
+        p.data -= scratch
 
 
 class LRSchedule:

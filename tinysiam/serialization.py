@@ -58,6 +58,12 @@ def write_text_atomic(path, text):
         f.write(text)
 
 
+def write_bytes_atomic(path, data):
+    """Write ``data`` (bytes) to ``path`` via a temporary file in the same folder and a rename."""
+    with atomic_open(path, "xb") as f:
+        f.write(data)
+
+
 def remove_orphan_temporaries(folder):
     """Delete the temporary files that writers killed mid-write left in ``folder``; returns their names.
 

@@ -1,4 +1,4 @@
-"""The command line: ``tinysiam {demo,train,eval,verify,index,search,gradcheck,bench}`` (also ``python -m tinysiam``).
+"""The command line: ``tinysiam {demo,train,eval,folds,verify,index,search,gradcheck,bench}`` (also ``python -m tinysiam``).
 
 This file only parses options and calls the layers below: data splits come from
 ``tinysiam.data.splits``, evaluation from ``tinysiam.evaluation``, training from
@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +20,10 @@ from ..data.splits import DATA_SETS, load_split
 from ..engine import backend
 from ..engine import debug as engine_debug
 from ..serialization import write_text_atomic
-from .config import LOSSES, OPTIMIZERS, ConfigError, TrainConfig, resume_config
+from .config import ALPHABET_DATA_SETS, LOSSES, OPTIMIZERS, ConfigError, TrainConfig, resume_config
 from .errors import UserError, blame
 from .presets import PRESETS
+from .recipes import RECIPES, recipe_settings
 from .search import add_index_parser, add_search_parser, run_index, run_search
 from .verify import add_verify_parser, run_verify
 
@@ -44,26 +46,41 @@ TRAINING_OPTIONS = {
     "shot": dict(type=int, help="relation: support images per class (the rest of the episode are queries)"),
     "margin": dict(type=float, help="margin of the contrastive and triplet losses; Q of the chopra loss"),
     "temperature": dict(type=float, help="temperature of the nt-xent loss"),
-    "augment": dict(action="store_true", help="Koch et al.'s affine distortions (needed by nt-xent)"),
+    "augment": dict(action=argparse.BooleanOptionalAction, help="Koch et al.'s affine distortions (needed by nt-xent)"),
     "device": dict(choices=backend.DEVICES),
     "seed": dict(type=int),
     "val_way": dict(type=int, help="N of the N-way one-shot validation"),
     "val_episodes": dict(type=int, help="validation episodes per epoch"),
 }
-# what `tinysiam demo` trains unless told otherwise
-DEMO_SETTINGS = dict(data="digits", preset="digits", loss="triplet", epochs=6, steps_per_epoch=60, val_way=5)
+# the recipe's settings (docs/recipes.md)
+TRAINING_OPTIONS.update({
+    "per_class": dict(type=int, help="triplet: images per class in a batch (K of P x K)"),
+    "normalize": dict(action=argparse.BooleanOptionalAction, help="unit-length embeddings"),
+    "standardize": dict(action=argparse.BooleanOptionalAction,
+                        help="each image to mean 0, variance 1 before the tower (lighting, contrast)"),
+    "augment_strength": dict(type=float, help="scales the ranges of --augment's distortions (0.5: half of each)"),
+    "flip": dict(action=argparse.BooleanOptionalAction, help="mirror half of the training images left to right"),
+    "tta": dict(action=argparse.BooleanOptionalAction,
+                help="test-time augmentation: embeddings averaged over each image and its four one-pixel shifts"),
+    "val_split": dict(choices=("classes", "alphabets"),
+                      help="omniglot: validate on random characters, or on whole held-out alphabets, 20-way "
+                           "within one (like Lake's runs)"),
+})
+# what `tinysiam demo --data D` trains unless told otherwise
+DEMO_RECIPES = {"omniglot": "omniglot-demo", "digits": "digits-demo"}
 
 
 # ----- training ------------------------------------------------------------------------------------
-def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect_anomaly=False):
+def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect_anomaly=False, split=None):
     """Train (or resume) a run into ``out`` from the explicitly ``given`` settings; returns its results dict.
 
     ``detect_anomaly`` trains inside ``tinysiam.engine.detect_anomaly()``: slower, and it names the first
-    operation that makes a NaN or an infinity."""
+    operation that makes a NaN or an infinity. ``split`` (train, val, test) replaces the data set's own
+    split (``tinysiam folds`` passes each fold's)."""
     from ..evaluation.held_out import check_way, evaluate_held_out, raw_pixel_accuracy
     from .model import load_model
     from .runs import RunFolder
-    from .training import Trainer
+    from .training import Trainer, validation_groups
 
     run = RunFolder(out)
     run.check(mode)  # fails fast, before the data is loaded; checked again under the folder's lock
@@ -74,10 +91,13 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
     else:
         config, changes = TrainConfig(**given), {}
     check_device(config.device)
-    with blame(f"--data {config.data}"):
-        train, val, test = load_split(config.data, PRESETS[config.preset].input_size, config.seed, data_dir)
+    if split is None:
+        with blame(f"--data {config.data}"):
+            split = load_split(config.data, PRESETS[config.preset].input_size, config.seed, data_dir, config.val_split)
+    train, val, test = split
     with blame():
         check_way(config.val_way, val, "--val-way")
+        validation_groups(config, val)
     with run.open(mode):
         trainer = Trainer(config, train, val, run, progress=progress)
         if mode == "resume":
@@ -88,12 +108,17 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
               f"{len(train.classes)} classes, validating on {len(val)} images of {len(val.classes)} classes", flush=True)
         with engine_debug.detect_anomaly() if detect_anomaly else contextlib.nullcontext():
             trainer.fit()
-        summary = {"best_val_accuracy": trainer.best_accuracy, "checkpoint": str(run.path / "best.npz")}
+        summary = {"best_val_accuracy": trainer.best_accuracy, "checkpoint": str(run.path / "best.npz"),
+                   "val_verification_eer": run.read_meta("best.npz")["calibration"]["eer"],
+                   "training_seconds": sum(row["seconds"] for row in trainer.history), "history": trainer.history}
+        model, _ = load_model(run.path / "best.npz", device=config.device)
         if test is not None:
-            model, _ = load_model(run.path / "best.npz", device=config.device)
             way = min(config.val_way, len(test.classes))
             summary.update(evaluate_held_out(model, test, way, seed=config.seed, plot_dir=run.path if plots else None))
             summary[f"test_{way}way_1shot_raw_pixels"] = raw_pixel_accuracy(test, way, seed=config.seed).accuracy
+        elif config.data in ALPHABET_DATA_SETS:  # Omniglot's test is Lake's 20 runs
+            last, _ = load_model(run.path / "last.npz", device=config.device)
+            summary.update(lake_test(model, config, data_dir, last=last, plot_dir=run.path if plots else None))
         if plots:
             from ..evaluation import plots as figures
             from .runs import read_history
@@ -103,25 +128,107 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
     return summary
 
 
+def lake_test(model, config, data_dir, last=None, plot_dir=None):
+    """The model (the best checkpoint's; also ``last``, the last one's) on Lake's 20 runs next to the two
+    baselines (MHD and raw pixels); with ``plot_dir``, a one-shot figure and the embeddings of the first run."""
+    from ..evaluation.oneshot import evaluate_lake_runs, mhd_scores, pixel_scores
+
+    runs, source = lake_runs(data_dir, size=PRESETS[config.preset].input_size)
+    full_size, _ = lake_runs(data_dir)
+    result = evaluate_lake_runs(runs, model.similarity)
+    print(f"Lake's 20-way within-alphabet one-shot, {len(runs)} runs ({source}): {result}")
+    summary = {"lake_accuracy": result.accuracy, "lake_ci95": result.ci95, "lake_per_run": result.per_run,
+               "lake_mhd_accuracy": evaluate_lake_runs(full_size, mhd_scores).accuracy,
+               "lake_raw_pixels_accuracy": evaluate_lake_runs(full_size, pixel_scores).accuracy}
+    if last is not None:
+        summary["lake_accuracy_last"] = evaluate_lake_runs(runs, last.similarity).accuracy
+    if plot_dir is not None:
+        plot_lake_run(model, runs[0], plot_dir)
+    return summary
+
+
+def lake_runs(data_dir=None, size=None):
+    """(Lake's 20 runs at ``size``, where they come from): ``all_runs.zip`` of the data folder (--data-dir or
+    $TINYSIAM_DATA) when it holds one, else the demo bundle, which holds the same images."""
+    from ..data import load_demo_runs
+    from ..data.splits import ARCHIVES, data_root, find_archives
+    from ..evaluation.oneshot import load_lake_runs
+
+    path = None
+    if data_dir or os.environ.get("TINYSIAM_DATA"):
+        with blame():  # names --data-dir
+            root = data_root(data_dir)
+        with contextlib.suppress(FileNotFoundError):
+            path = find_archives(root, ARCHIVES["lake"], "Lake's runs")[0]
+    if path is None:
+        return load_demo_runs(size), "the demo bundle's copy of all_runs.zip"
+    with blame(str(path)):
+        return load_lake_runs(path, size=size), str(path)
+
+
+def plot_lake_run(model, run, plot_dir):
+    """one_shot.png: the first query of ``run``, its 20 candidates and the model's choice; embeddings.png: the
+    run's 40 images (support and query of each character) in the plane of their two principal axes."""
+    from ..evaluation import plots
+
+    choice = int(np.argmax(model.similarity(run.queries[:1], run.supports)[0]))
+    plots.plot_one_shot(run.queries[0], run.supports, choice, int(run.answers[0]), plot_dir / "one_shot.png")
+    embeddings = backend.to_numpy(model.embed(np.concatenate([run.supports, run.queries])))
+    characters = np.concatenate([np.arange(len(run.supports)), run.answers])
+    plots.plot_embeddings_2d(embeddings, characters, plot_dir / "embeddings.png",
+                             [f"character {c + 1}" for c in range(len(run.supports))])
+
+
 def cmd_train(args, given):
+    start = time.perf_counter()
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
+    if args.recipe is not None:
+        given = {**recipe_settings(args.recipe), **given}
     summary = train_run(given, args.out, mode, args.data_dir, progress=not args.quiet, plots=not args.no_plots,
                         detect_anomaly=args.detect_anomaly)
     print(json.dumps(summary, indent=1))
+    record(args.record, summary, start)
     return 0
 
 
+def record(name, summary, start):
+    """With ``--record NAME``: results/NAME.json holds the command, commit, seconds and ``summary``."""
+    if name is not None:
+        from .records import write_record
+
+        with blame("--record"):
+            path = write_record(name, summary, time.perf_counter() - start, command=["tinysiam", *sys.argv[1:]])
+        print(f"recorded in {path}")
+
+
 def cmd_demo(args, given):
-    print("tinysiam demo: a Siamese convnet on scikit-learn's 8x8 digits. Trains on digits 0-4, then "
-          "recognises 5-9 from ONE example each (5-way one-shot, chance = 20%).")
+    start = time.perf_counter()
     out = Path(args.out) if args.out else fresh_folder(Path("runs") / "demo")
-    results = train_run({**DEMO_SETTINGS, **given}, out, "overwrite" if args.overwrite else "new",
-                        progress=not args.quiet, plots=not args.no_plots)
-    way = DEMO_SETTINGS["val_way"]
-    print(f"\nheld-out digits 5-9, {way}-way one-shot accuracy: {results[f'test_{way}way_1shot_accuracy']:.1%} "
-          f"(+- {results['test_1shot_ci95']:.1%}; chance {1 / way:.0%}, nearest neighbour on raw pixels "
-          f"{results[f'test_{way}way_1shot_raw_pixels']:.1%}); verification EER {results['test_verification_eer']:.1%}")
-    print(f"plots and checkpoints in {out}/")
+    settings = {**recipe_settings(DEMO_RECIPES[args.demo_data]), **given}
+    if args.demo_data == "digits":
+        print("tinysiam demo: a Siamese convnet on scikit-learn's 8x8 digits. Trains on digits 0-4, then "
+              "recognises 5-9 from ONE example each (5-way one-shot, chance = 20%).")
+    else:
+        print("tinysiam demo: a Siamese convnet learns to compare handwritten characters on 6 alphabets of Omniglot "
+              "(validating on 2 others), then recognises characters of 20 alphabets it never saw from ONE drawing "
+              "each: Lake et al.'s 20 runs, 20-way within-alphabet one-shot (chance 5%). Offline: the data ships "
+              "inside the package.")
+    results = train_run(settings, out, "overwrite" if args.overwrite else "new", progress=not args.quiet,
+                        plots=not args.no_plots)
+    print()
+    if args.demo_data == "digits":
+        way = settings["val_way"]
+        print(f"held-out digits 5-9, {way}-way one-shot accuracy: {results[f'test_{way}way_1shot_accuracy']:.1%} "
+              f"(+- {results['test_1shot_ci95']:.1%}; chance {1 / way:.0%}, nearest neighbour on raw pixels "
+              f"{results[f'test_{way}way_1shot_raw_pixels']:.1%}); verification EER {results['test_verification_eer']:.1%}")
+    else:
+        print(f"Lake's 20 runs, 20-way one-shot: {results['lake_accuracy']:.2%} (+- {results['lake_ci95']:.1%}) after "
+              f"{results['training_seconds'] / 60:.1f} minutes of training; baselines on the same runs: Lake's modified "
+              f"Hausdorff distance {results['lake_mhd_accuracy']:.2%}, nearest neighbour on raw pixels "
+              f"{results['lake_raw_pixels_accuracy']:.2%}; Koch et al.'s convnet (30 alphabets, 105x105) 92.0%, "
+              "people 95.5%")
+    print(f"{(time.perf_counter() - start) / 60:.1f} minutes in all; plots and checkpoints in {out}/")
+    record(args.record, results, start)
     return 0
 
 
@@ -136,8 +243,87 @@ def fresh_folder(base):
     return candidate
 
 
+# ----- k-fold verification ----------------------------------------------------------------------------
+def cmd_folds(args, given):
+    """``tinysiam folds``: k-fold subject-disjoint verification (the AT&T faces' 8 folds) as one command.
+
+    Fold k (``tinysiam.data.folds.subject_folds``; for the 40 AT&T subjects, 5 test, 5 validation and 30
+    training subjects) trains its own run in ``OUT/fold-k`` and scores 2000 balanced pairs of its test
+    subjects with the model and with the raw-pixel distance (the same pairs). The command prints each
+    fold's EER and AUC and their mean +- sd over the folds, and writes them to ``OUT/folds.json``. A
+    stopped protocol continues fold by fold: finished folds are read back, a started one resumes.
+    """
+    from ..data.folds import subject_folds
+    from ..data.splits import load_all_classes
+    from ..evaluation.verification import FoldSummary, VerificationResult
+
+    start = time.perf_counter()
+    settings = {**recipe_settings(args.recipe), **given} if args.recipe else given
+    config = TrainConfig(**settings)
+    with blame():  # the messages name --data or the archive
+        everything = load_all_classes(config.data, PRESETS[config.preset].input_size, args.data_dir)
+    with blame("--folds"):
+        folds = subject_folds(everything.classes, args.folds, seed=config.seed)
+    out = Path(args.out)
+    done = {}
+    for fold in folds:
+        folder = out / f"fold-{fold.index + 1}"
+        done[fold.index] = None if args.overwrite else finished_fold(folder, config)
+    model, pixels, val_eers, histories = [], [], [], []
+    for fold in folds:
+        folder = out / f"fold-{fold.index + 1}"
+        results = done[fold.index]
+        if results is None:
+            print(f"fold {fold.index + 1} of {len(folds)}: {len(fold.train)} training, {len(fold.val)} validation and "
+                  f"{len(fold.test)} test subjects", flush=True)
+            mode = "overwrite" if args.overwrite else "resume" if (folder / "last.npz").is_file() else "new"
+            results = train_run(settings, folder, mode, args.data_dir, progress=not args.quiet,
+                                plots=not args.no_plots, split=fold.split(everything))
+        model.append(VerificationResult(results["test_verification_eer"], results["test_verification_auc"], 2000))
+        pixels.append(VerificationResult(results["test_verification_eer_raw_pixels"],
+                                         results["test_verification_auc_raw_pixels"], 2000))
+        val_eers.append(results["val_verification_eer"])
+        histories.append(results["history"])
+        print(f"fold {fold.index + 1}: EER {model[-1].eer:.2%} (AUC {model[-1].auc:.4f}); raw pixels on the same "
+              f"pairs: EER {pixels[-1].eer:.2%} (AUC {pixels[-1].auc:.4f}); validation EER {val_eers[-1]:.2%}",
+              flush=True)
+    model, pixels = FoldSummary(model), FoldSummary(pixels)
+    seconds = sum(row["seconds"] for history in histories for row in history)
+    print(f"\n{len(folds)} subject-disjoint folds, 2000 test pairs each, {seconds / 60:.1f} minutes of training:\n"
+          f"  tinysiam    {model}\n  raw pixels  {pixels}\n"
+          f"  (validation subjects: mean EER {np.mean(val_eers):.2%}, what a recipe is chosen by)")
+    summary = {"folds": len(folds), "training_seconds": seconds, "model": model.as_dict(),
+               "raw_pixels": pixels.as_dict(), "val_eer_mean": float(np.mean(val_eers)), "val_eers": val_eers,
+               "config": config.to_dict(), "fold_histories": histories}
+    write_json(out / "folds.json", summary)
+    record(args.record, summary, start)
+    return 0
+
+
+def finished_fold(folder, config):
+    """The results of a fold trained to the end in ``folder`` with ``config``; None if it has none yet.
+
+    A fold trained with other settings is refused: its numbers would not belong to this protocol."""
+    path = folder / "results.json"
+    if not path.is_file():
+        return None
+    from .runs import RunFolder
+
+    with blame(str(folder / "best.npz")):
+        saved = RunFolder(folder).read_meta("best.npz")["config"]
+    differ = {name: (saved.get(name), value) for name, value in config.to_dict().items()
+              if name != "device" and saved.get(name) != value}
+    if differ:
+        described = "; ".join(f"{name} was {old!r}, now {new!r}" for name, (old, new) in differ.items())
+        raise UserError(f"--out {folder.parent}: {folder.name} was trained with other settings ({described}); "
+                        "choose another --out, or --overwrite to start every fold over")
+    with blame(str(path)):
+        return json.loads(path.read_text())
+
+
 # ----- evaluation -----------------------------------------------------------------------------------
 def cmd_eval(args, given):
+    start = time.perf_counter()
     from ..evaluation.held_out import check_way, evaluate_held_out
     from ..evaluation.oneshot import evaluate_lake_runs, load_lake_runs, mhd_scores, pixel_scores
     from .model import load_model
@@ -157,24 +343,21 @@ def cmd_eval(args, given):
         with blame(f"--checkpoint {args.checkpoint}"):
             model, config = load_model(args.checkpoint, device=args.device)
     if args.protocol == "lake":
-        from ..data.splits import ARCHIVES, data_root, find_archives
-
         size = None if model is None else PRESETS[config.preset].input_size
         if args.runs:
             with blame("--runs"):
                 runs = load_lake_runs(Path(args.runs), size=size)
         else:
-            with blame():  # the messages name --data-dir or the archive
-                runs_path = find_archives(data_root(args.data_dir), ARCHIVES["lake"], "Lake's runs")[0]
-            with blame(str(runs_path)):
-                runs = load_lake_runs(runs_path, size=size)
+            runs, source = lake_runs(args.data_dir, size)
+            print(f"Lake's runs from {source}")
         score_fn = model.similarity if model else {"mhd": mhd_scores, "pixels": pixel_scores}[args.baseline]
         with blame(f"--checkpoint {args.checkpoint}"):
             result = evaluate_lake_runs(runs, score_fn)
         for run, accuracy in zip(runs, result.per_run):
             print(f"{run.name}: {accuracy:.0%}")
         print(f"Lake's 20-way within-alphabet one-shot, {len(runs)} runs: {result}")
-        summary = {"protocol": "lake", "per_run": result.per_run, "accuracy": result.accuracy, "error": result.error}
+        summary = {"protocol": "lake", "per_run": result.per_run, "accuracy": result.accuracy, "error": result.error,
+                   "ci95": result.ci95}
     else:
         if model is None:
             raise UserError(f"--protocol {args.protocol} needs --checkpoint (baselines run on --protocol lake)")
@@ -189,6 +372,7 @@ def cmd_eval(args, given):
         print(json.dumps(summary, indent=1))
     if out is not None:
         write_json(out / f"eval_{args.protocol}.json", summary)
+    record(args.record, summary, start)
     return 0
 
 
@@ -249,16 +433,24 @@ def build_parser():
     parser = Parser(prog="tinysiam", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="train and evaluate on scikit-learn's digits (offline, a few seconds)")
+    demo = sub.add_parser("demo", help="one-shot recognition on Omniglot's Lake runs, offline, in minutes (or "
+                                       "--data digits, in seconds)")
+    demo.add_argument("--data", dest="demo_data", choices=tuple(DEMO_RECIPES), default="omniglot",
+                      help="omniglot: the recipe omniglot-demo on the copy inside the package; digits: scikit-learn's "
+                           "8x8 digits (default: omniglot)")
     _add_training_options(demo, only=("loss", "epochs", "steps_per_epoch", "lr", "device", "seed"))
     demo.add_argument("--out", help="output folder (default: a new runs/demo[-N])")
+    demo.add_argument("--record", metavar="NAME", help="write results/NAME.json: command, commit, seconds, results")
     _add_run_options(demo)
 
     train = sub.add_parser("train", help="train a Siamese network")
+    train.add_argument("--recipe", help=f"start from a named recipe's settings ({', '.join(RECIPES)}; "
+                                        "tinysiam/app/recipes.py); options given override them")
     _add_training_options(train)
     train.add_argument("--data-dir", help="folder with the data set's archives (default: $TINYSIAM_DATA)")
     train.add_argument("--out", required=True, help="output folder for checkpoints, logs and plots")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last.npz")
+    train.add_argument("--record", metavar="NAME", help="write results/NAME.json: command, commit, seconds, results")
     train.add_argument("--detect-anomaly", action="store_true",
                        help="name the first operation that makes a NaN or Inf (slower; to find a bug)")
     _add_run_options(train)
@@ -276,6 +468,17 @@ def build_parser():
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--out", help="folder for the JSON result and plots")
     ev.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    ev.add_argument("--record", metavar="NAME", help="write results/NAME.json: command, commit, seconds, results")
+
+    folds = sub.add_parser("folds", help="k-fold subject-disjoint verification (the AT&T faces' 8 folds): each fold "
+                                         "trains and tests; EER and AUC, mean +- sd, next to raw pixels")
+    folds.add_argument("--recipe", help=f"start from a named recipe's settings ({', '.join(RECIPES)})")
+    _add_training_options(folds)
+    folds.add_argument("--folds", type=int, default=8, help="number of folds (default: 8)")
+    folds.add_argument("--data-dir", help="folder with the data set's archives (default: $TINYSIAM_DATA)")
+    folds.add_argument("--out", required=True, help="output folder: one run folder per fold, and folds.json")
+    folds.add_argument("--record", metavar="NAME", help="write results/NAME.json: command, commit, seconds, results")
+    _add_run_options(folds)
 
     add_verify_parser(sub)
     add_index_parser(sub)
@@ -298,7 +501,7 @@ def main(argv=None):
     given = {name: value for name, value in vars(args).items() if name in TRAINING_OPTIONS}
     backend.reuse_freed_memory()  # training allocates the same large temporaries every step
     commands = {"demo": cmd_demo, "train": cmd_train, "eval": cmd_eval, "verify": run_verify,
-                "index": run_index, "search": run_search}
+                "index": run_index, "search": run_search, "folds": cmd_folds}
     try:
         # a diverging run is caught and reported in one line by tinysiam, not by NumPy's overflow warnings
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):

@@ -15,6 +15,8 @@ from .presets import FEATURE_MAP_PRESETS, PRESETS
 LOSSES = ("contrastive", "contrastive-linear", "chopra", "triplet", "koch", "nt-xent", "relation")
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
+VAL_SPLITS = ("classes", "alphabets")
+ALPHABET_DATA_SETS = ("omniglot", "omniglot-demo")  # the data sets whose classes have alphabets
 # the distance trained embeddings are compared with: the one their loss shaped (L2 for the others)
 METRICS = {"chopra": "l1", "nt-xent": "cosine"}
 MAX_BATCH = 65536  # a larger batch is a typo, not a run (it would exhaust memory before the first step)
@@ -56,10 +58,19 @@ class TrainConfig:
     seed: int = 0
     val_way: int = 5
     val_episodes: int = 200
+    # the recipe's settings (docs/recipes.md); their defaults keep the plain set-up above
+    per_class: int = 4  # triplet: images per class in a batch (K of P x K; P = batch // K classes)
+    normalize: bool = False  # embeddings of unit length (an L2-normalising last layer)
+    standardize: bool = False  # each image to mean 0, variance 1 (a first layer), e.g. for faces' lighting
+    augment_strength: float = 1.0  # scales the ranges of Koch's distortions (0.5: half of each)
+    flip: bool = False  # mirror half of the training images left to right (faces, not characters)
+    tta: bool = False  # an image's embedding is the mean over it and its four one-pixel shifts
+    val_split: str = "classes"  # omniglot: "alphabets" validates on whole held-out alphabets, within one each
 
     def __post_init__(self):
         for name, allowed in (("data", DATA_SETS), ("preset", tuple(PRESETS)), ("loss", LOSSES),
-                              ("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES), ("device", DEVICES)):
+                              ("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES), ("device", DEVICES),
+                              ("val_split", VAL_SPLITS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(name, f"must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
         _number(self, "lr", low=0, low_included=False)
@@ -73,10 +84,20 @@ class TrainConfig:
             _integer(self, name, low)
         if self.batch > MAX_BATCH:
             raise ConfigError("batch", f"must be at most {MAX_BATCH}, got {self.batch}")
-        if self.loss == "triplet" and self.batch < 8:
-            raise ConfigError("batch", f"must be at least 8 for the triplet loss (2 classes x 4 images), got {self.batch}")
-        if not isinstance(self.augment, bool):
-            raise ConfigError("augment", f"must be True or False, got {self.augment!r}")
+        _integer(self, "per_class", 2)
+        if self.loss == "triplet" and self.batch < 2 * self.per_class:
+            raise ConfigError("batch", f"must be at least {2 * self.per_class} for the triplet loss (2 classes x "
+                              f"{self.per_class} images), got {self.batch}")
+        for name in ("augment", "normalize", "standardize", "flip", "tta"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, f"must be True or False, got {getattr(self, name)!r}")
+        # a strength of 5 would scale images by 1 - 0.2 x 5 = 0
+        _number(self, "augment_strength", low=0, high=5, low_included=False)
+        if self.val_split == "alphabets" and self.data not in ALPHABET_DATA_SETS:
+            raise ConfigError("val_split", f"'alphabets' needs a data set with alphabets ({', '.join(ALPHABET_DATA_SETS)}), "
+                              f"got --data {self.data}")
+        if self.normalize and self.preset in FEATURE_MAP_PRESETS:
+            raise ConfigError("normalize", f"needs a flat embedding; {self.preset!r} outputs feature maps")
         if self.loss == "relation" and self.batch // self.way - self.shot < 1:
             raise ConfigError("batch", f"must hold way x (shot + at least one query) = {self.way * (self.shot + 1)} "
                               f"images for the relation loss, got {self.batch}")

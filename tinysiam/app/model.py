@@ -4,6 +4,7 @@ import contextlib
 import numpy as np
 
 from .. import nn
+from ..data.augment import ONE_PIXEL_SHIFTS, shifted
 from ..engine import backend
 from ..engine.tensor import Tensor, no_grad
 from ..serialization import load_checkpoint, read_checkpoint_meta
@@ -18,13 +19,19 @@ class SiameseModel(nn.Module):
     (Sung et al. 2018) on the tower's feature maps for "relation".
 
     Without a head, embeddings are compared by ``metric``, the distance the loss trained them for.
+    The recipe's settings shape the tower: ``standardize`` puts a ``Standardize`` layer first,
+    ``normalize`` an ``L2Normalize`` layer last; ``tta`` makes ``embed`` average over shifts.
     """
 
     def __init__(self, config, rng=None):
         super().__init__()
-        self.metric = config.metric
+        self.metric, self.tta = config.metric, config.tta
         preset = get_preset(config.preset)
         self.tower = preset.build(rng)
+        if config.standardize:
+            self.tower = nn.Sequential(nn.Standardize(), *self.tower)
+        if config.normalize:
+            self.tower = nn.Sequential(*self.tower, nn.L2Normalize())
         heads = {"koch": KochHead, "relation": RelationModule}
         self.head = heads[config.loss](preset.embedding_size, rng=rng) if config.loss in heads else None
         self.twin = TwinNetwork(self.tower, head=self.head)
@@ -42,12 +49,19 @@ class SiameseModel(nn.Module):
             self.train(was_training)
 
     def embed(self, images, batch_size=256):
-        """Embeddings of a NumPy array of images, in eval mode, without a graph."""
+        """Embeddings of a NumPy array of images, in eval mode, without a graph (with ``tta``: the mean of
+        the embeddings of each image and its four one-pixel shifts)."""
         device = self.tower_device()
         with self.evaluating():
-            chunks = [self.tower(Tensor(backend.to_device(images[i:i + batch_size], device))).data
+            chunks = [self._embed_batch(backend.to_device(images[i:i + batch_size], device))
                       for i in range(0, len(images), batch_size)]
         return backend.xp_of(chunks[0]).concatenate(chunks)
+
+    def _embed_batch(self, images):
+        if not self.tta:
+            return self.tower(Tensor(images)).data
+        views = [self.tower(Tensor(shifted(images, dy, dx))).data for dy, dx in ONE_PIXEL_SHIFTS]
+        return sum(views) / len(views)
 
     def tower_device(self):
         return next(iter(self.parameters())).device

@@ -41,17 +41,17 @@ class PairObjective:
 
 
 class BatchHardTripletObjective:
-    """Hermans et al. 2017: P classes x K images per batch; each anchor's hardest positive and negative."""
-
-    per_class = 4
+    """Hermans et al. 2017: P classes x K images per batch (K = ``per_class``, P = ``batch // K``); each anchor's
+    hardest positive and negative."""
 
     def __init__(self, config, labels, rng):
         self.config, self.labels, self.rng = config, labels, rng
+        self.per_class = config.per_class
         classes, counts = np.unique(labels, return_counts=True)
         self.eligible = classes[counts >= self.per_class]
         if len(self.eligible) < 2:
-            raise UserError(f"--loss triplet needs at least 2 classes with {self.per_class} images; "
-                            f"the training set has {len(self.eligible)}")
+            raise UserError(f"--loss triplet with --per-class {self.per_class} needs at least 2 classes with "
+                            f"{self.per_class} images; the training set has {len(self.eligible)}")
 
     def loss(self, model, batch):
         index = self.class_balanced_batch()

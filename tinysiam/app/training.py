@@ -13,6 +13,7 @@ after the current step, which saves ``last.npz`` and raises ``TrainingInterrupte
 A second Ctrl-C interrupts at once (atomic writes still leave every file whole).
 """
 import contextlib
+import functools
 import math
 import signal
 import sys
@@ -22,7 +23,7 @@ import time
 import numpy as np
 
 from .. import optim
-from ..data.augment import affine_augment
+from ..data.augment import affine_augment, horizontal_flip, koch_ranges
 from ..engine import backend
 from ..engine.tensor import Tensor
 from ..evaluation.held_out import check_way
@@ -59,14 +60,29 @@ def make_schedule(config, optimizer):
     return None
 
 
+def validation_groups(config, val):
+    """The alphabet of each validation class when validation episodes stay within one alphabet, else None;
+    refuses a ``val_way`` larger than every validation alphabet."""
+    if config.val_split != "alphabets":
+        return None
+    sizes = np.unique(np.asarray(val.groups)[val.classes], return_counts=True)[1]
+    if sizes.max() < config.val_way:
+        raise ValueError(f"val_way must be at most {sizes.max()}, the characters of the largest validation alphabet "
+                         f"(episodes stay within one alphabet), got {config.val_way}")
+    return val.groups
+
+
 class Trainer:
     """Trains on ``train`` and validates on ``val`` (LabelledImages) into ``run`` (an open RunFolder)."""
 
     def __init__(self, config, train, val, run, augment_fn=None, progress=True):
-        """``augment_fn(batch, rng)`` distorts a training batch when ``config.augment`` (default: Koch's affine maps)."""
+        """``augment_fn(batch, rng)`` distorts a training batch when ``config.augment`` (default: Koch's affine maps,
+        scaled by ``config.augment_strength``)."""
         check_way(config.val_way, val, "val_way")
         self.config, self.train_set, self.val_set, self.run = config, train, val, run
-        self.augment_fn = (augment_fn or affine_augment) if config.augment else None
+        self.val_groups = validation_groups(config, val)
+        koch = functools.partial(affine_augment, **koch_ranges(config.augment_strength))
+        self.augment_fn = (augment_fn or koch) if config.augment else None
         self.progress = progress
         self.rng = np.random.default_rng(config.seed)  # the one stream of batches and augmentations
         self.model = SiameseModel(config, rng=self.rng).to(config.device)
@@ -112,6 +128,8 @@ class Trainer:
         images = self.train_set.images[index]
         if self.augment_fn is not None:
             images = self.augment_fn(images, self.rng)
+        if self.config.flip:
+            images = horizontal_flip(images, self.rng)
         return Tensor(backend.to_device(images, self.config.device))
 
     def train_step(self):
@@ -136,13 +154,14 @@ class Trainer:
         return value
 
     def validate(self):
-        """``val_way``-way one-shot accuracy on the validation classes (seeded episodes: the same every epoch)."""
+        """``val_way``-way one-shot accuracy on the validation classes (seeded episodes: the same every epoch;
+        with ``val_split="alphabets"``, each episode's classes from one alphabet)."""
         c, model = self.config, self.model
         embeddings = backend.to_numpy(model.embed(self.val_set.images))
         score_fn = None if model.head is None else model.embedding_similarity  # None: the nearest prototype
         return n_way_k_shot_accuracy(embeddings, self.val_set.labels, n_way=c.val_way, k_shot=1,
                                      n_episodes=c.val_episodes, seed=c.seed, metric=model.metric,
-                                     score_fn=score_fn).accuracy
+                                     score_fn=score_fn, groups=self.val_groups).accuracy
 
     # ----- the loop ---------------------------------------------------------------------
     def fit(self):

@@ -5,15 +5,31 @@ Every image gets its own map: rotation in [-10, 10] degrees, shear in
 translation in [-2, 2] pixels along x and along y. Each of these seven
 parameters is switched on independently with probability 1/2 (else it is the
 identity value), as in the paper. The image is resampled bilinearly around its
-centre; pixels that come from outside the image are 0.
+centre; pixels that come from outside the image are 0. ``koch_ranges(strength)``
+scales every range about the identity (0.5: half of each distortion).
+
+Also here: random horizontal flips, and the one-pixel shifts that test-time
+augmentation averages over.
 """
 import numpy as np
 
 from ..engine.backend import xp_of
 
+# Koch et al.'s ranges (low, high); the identity value of each is 0, except scale's, 1
+KOCH_RANGES = {"rotation": (-10.0, 10.0), "shear": (-0.3, 0.3), "scale": (0.8, 1.2), "translation": (-2.0, 2.0)}
 
-def affine_augment(images, rng, probability=0.5, rotation=(-10.0, 10.0), shear=(-0.3, 0.3), scale=(0.8, 1.2),
-                   translation=(-2.0, 2.0)):
+
+def koch_ranges(strength=1.0):
+    """Koch's ranges scaled by ``strength`` about the identity: keyword arguments for ``affine_augment``."""
+    if not strength > 0:
+        raise ValueError(f"strength must be > 0, got {strength!r}")
+    identity = {"scale": 1.0}
+    return {name: tuple(identity.get(name, 0.0) + strength * (bound - identity.get(name, 0.0)) for bound in bounds)
+            for name, bounds in KOCH_RANGES.items()}
+
+
+def affine_augment(images, rng, probability=0.5, rotation=KOCH_RANGES["rotation"], shear=KOCH_RANGES["shear"],
+                   scale=KOCH_RANGES["scale"], translation=KOCH_RANGES["translation"]):
     """Distort a batch (N, C, H, W) with random Koch affine maps; ``rng`` is a ``numpy.random.Generator``.
 
     Each range is (low, high); rotation in degrees, translation in pixels. The
@@ -23,8 +39,8 @@ def affine_augment(images, rng, probability=0.5, rotation=(-10.0, 10.0), shear=(
     return affine_warp(images, matrices, shifts)
 
 
-def random_affine(n, rng, probability=0.5, rotation=(-10.0, 10.0), shear=(-0.3, 0.3), scale=(0.8, 1.2),
-                  translation=(-2.0, 2.0)):
+def random_affine(n, rng, probability=0.5, rotation=KOCH_RANGES["rotation"], shear=KOCH_RANGES["shear"],
+                  scale=KOCH_RANGES["scale"], translation=KOCH_RANGES["translation"]):
     """``n`` random maps: matrices (n, 2, 2) = rotation @ shear @ scale acting on (x, y), and shifts (n, 2)."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
@@ -101,3 +117,23 @@ def bilinear_sample(images, source_y, source_x):
         pixels = channels_last[batch, xp.clip(y, 0, h - 1), xp.clip(x, 0, w - 1)]
         out = out + pixels * (weight * inside)[..., None]
     return xp.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def horizontal_flip(images, rng, probability=0.5):
+    """Each image (N, C, H, W) mirrored left to right with ``probability``; one draw per image from ``rng``."""
+    xp = xp_of(images)
+    flipped = xp.asarray(rng.random(len(images)) < probability)[:, None, None, None]
+    return xp.where(flipped, images[..., ::-1], images)
+
+
+# the image and its four one-pixel shifts (rows, columns), which test-time augmentation averages over
+ONE_PIXEL_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
+
+
+def shifted(images, dy, dx):
+    """Images (N, C, H, W) moved ``dy`` rows down and ``dx`` columns right; the uncovered border repeats the edge."""
+    xp = xp_of(images)
+    h, w = images.shape[2:]
+    padded = xp.pad(images, ((0, 0), (0, 0), (max(dy, 0), max(-dy, 0)), (max(dx, 0), max(-dx, 0))), mode="edge")
+    top, left = max(-dy, 0), max(-dx, 0)
+    return padded[:, :, top:top + h, left:left + w]

@@ -4,6 +4,7 @@ Layout inside an archive: ``<root>/<Alphabet>/characterNN/XXXX_YY.png``, one
 105x105 black-on-white PNG per drawing (XXXX the character's id, YY the drawer).
 """
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +71,12 @@ def omniglot_labels(keys):
     labels = np.array([class_index[key[:2]] for key in keys], dtype=np.int64)
     names = [f"{a}/{c}/{Path(f).stem}" for a, c, f in keys]
     return labels, [f"{a}/{c}" for a, c in class_keys], [a for a, _ in class_keys], names
+
+
+@dataclass
+class LakeRun:
+    """One of Lake et al.'s 20-way one-shot runs (``all_runs.zip``, or the demo bundle)."""
+    name: str  # "run01"
+    supports: np.ndarray  # (n_support, 1, H, W) float32, ink = 1.0, in classNN order
+    queries: np.ndarray  # (n_query, 1, H, W), in itemNN order
+    answers: np.ndarray  # (n_query,) int64: index of each query's true support image

@@ -3,8 +3,11 @@
 The policy, one line per data set (test classes are never trained on):
 
 - ``digits``: digits 0-4 train (80% of their images) and validate (the other 20%), 5-9 test;
-- ``omniglot``: the background alphabets' characters, 85% train and 15% validate; the test is
-  Lake's 20 runs (``tinysiam eval --protocol lake``);
+- ``omniglot``: the background alphabets' characters, 85% train and 15% validate (with
+  ``val_split="alphabets"``: whole alphabets, seeded, until they hold 15% of the characters,
+  validate); the test is Lake's 20 runs (``tinysiam eval --protocol lake``);
+- ``omniglot-demo``: the same, from the minimal background set embedded in the package
+  (``bundle.py``; no data folder needed);
 - ``faces``: 30 subjects train (25) and validate (5), 10 test;
 - ``mnist``: digits 0-4 of the training file train (90%) and validate (10%), digits 5-9 of the test file test.
 """
@@ -15,7 +18,7 @@ import numpy as np
 
 from .datasets import LabelledImages, pillow, resize
 
-DATA_SETS = ("digits", "omniglot", "faces", "mnist")
+DATA_SETS = ("digits", "omniglot", "faces", "mnist", "omniglot-demo")
 # the archives (or the folders they unpack to) of each data set, tried in this order
 ARCHIVES = {
     "omniglot": ["images_background", "images_background_small1", "images_background_small2"],
@@ -64,31 +67,68 @@ def _is_unpacked_archive(path, name):
     return name != "att_faces" or any(path.glob("s[0-9]*"))
 
 
-def load_split(data, size, seed=0, data_dir=None):
-    """(train, val, test) LabelledImages of ``data`` (one of DATA_SETS) at ``size=(H, W)``; test may be None."""
-    from . import load_att_faces, load_digits, load_mnist, load_omniglot
+def load_split(data, size, seed=0, data_dir=None, val_split="classes"):
+    """(train, val, test) LabelledImages of ``data`` (one of DATA_SETS) at ``size=(H, W)``; test may be None.
+
+    ``val_split="alphabets"`` (Omniglot only) validates on whole alphabets instead of a share of the characters.
+    """
+    from . import load_demo_background, load_mnist, load_omniglot
 
     if data not in DATA_SETS:
         raise ValueError(f"--data must be one of {DATA_SETS}, got {data!r}")
+    if data == "omniglot-demo":
+        return (*split_omniglot(load_demo_background(size), seed, val_split), None)
     if data == "digits":
-        everything = load_digits()
+        everything = load_all_classes("digits", size)
         train, test = everything.select_classes(np.arange(5)), everything.select_classes(np.arange(5, 10))
         train, val = train.split_items(0.8, seed)  # 10 classes only: validate on unseen images of seen classes
-        return resized(train, size), resized(val, size), resized(test, size)
+        return train, val, test
     root = data_root(data_dir)
     if data == "omniglot":
         archives = find_archives(root, ARCHIVES["omniglot"], "Omniglot background set")
-        train, val = load_omniglot(archives, size=size).split_classes(0.85, seed)
-        return train, val, None
+        return (*split_omniglot(load_omniglot(archives, size=size), seed, val_split), None)
     if data == "faces":
-        faces = load_att_faces(find_archives(root, ARCHIVES["faces"], "AT&T faces")[0], size=size)
-        train, test = faces.split_classes(30, seed)
+        train, test = load_all_classes("faces", size, data_dir).split_classes(30, seed)
         train, val = train.split_classes(25, seed)
         return train, val, test
     mnist_dir = _mnist_folder(root)
     mnist = load_mnist(mnist_dir, "train", size=size)
     train, val = mnist.select_classes(np.arange(5)).split_items(0.9, seed)
     return train, val, load_mnist(mnist_dir, "test", size=size).select_classes(np.arange(5, 10))
+
+
+FOLD_DATA_SETS = ("faces", "digits")  # the data sets that k-fold protocols split (tinysiam folds)
+
+
+def load_all_classes(data, size, data_dir=None):
+    """Every class of ``data`` (one of FOLD_DATA_SETS) at ``size=(H, W)``, for protocols that make their own folds."""
+    from . import load_att_faces, load_digits
+
+    if data not in FOLD_DATA_SETS:
+        raise ValueError(f"--data must be one of {', '.join(FOLD_DATA_SETS)} here, got {data!r}")
+    if data == "digits":
+        return resized(load_digits(), size)
+    return load_att_faces(find_archives(data_root(data_dir), ARCHIVES["faces"], "AT&T faces")[0], size=size)
+
+
+def split_omniglot(background, seed, val_split="classes", val_share=0.15):
+    """(train, val) of Omniglot's background characters: ``val_share`` of the characters validate.
+
+    "classes" draws them at random; "alphabets" takes whole alphabets in a seeded order until
+    they hold ``val_share`` of the characters, so that validation, like Lake's runs, meets
+    alphabets never trained on.
+    """
+    if val_split == "classes":
+        return background.split_classes(1 - val_share, seed)
+    if val_split != "alphabets":
+        raise ValueError(f"val_split must be 'classes' or 'alphabets', got {val_split!r}")
+    alphabet_of = np.asarray(background.groups)[background.classes]
+    alphabets = np.random.default_rng(seed).permutation(np.unique(alphabet_of))
+    held_out = np.cumsum([np.sum(alphabet_of == a) for a in alphabets]) < val_share * len(alphabet_of)
+    val_alphabets = alphabets[:np.argmin(held_out) + 1]  # up to the first that reaches the share
+    val_classes = background.classes[np.isin(alphabet_of, val_alphabets)]
+    return background.select_classes(np.setdiff1d(background.classes, val_classes)), \
+        background.select_classes(val_classes)
 
 
 def _mnist_folder(root):

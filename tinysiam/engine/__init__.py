@@ -3,9 +3,11 @@
 Read in this order: ``tensor.py`` (Tensor, Function, backward), ``ops.py`` (one
 class per op; it also gives Tensor its operators), ``gradcheck.py`` (the proof),
 ``textbook.py`` (convolution and pooling composed from those ops, for reading),
-``conv.py`` (the same two, fast, with hand-written backward passes),
-``conv1d.py`` (convolution and pooling over time, for sequences).
-``backend.py`` picks NumPy or CuPy; ``debug.py`` draws the graph, traces the
+``conv.py`` (the same two, fast, with hand-written backward passes;
+``winograd.py`` and ``fftconv.py`` are its faster algorithms, chosen per layer:
+docs/convolution.md), ``conv1d.py`` (convolution and pooling over time, for
+sequences). ``backend.py`` picks NumPy or CuPy; ``layout.py`` holds
+the ops' shared memory layout; ``debug.py`` draws the graph, traces the
 backward pass and finds the first NaN.
 Nothing here knows about layers, Siamese networks or data.
 """

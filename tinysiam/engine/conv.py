@@ -6,13 +6,28 @@ then ONE matrix product ``weight (OC, C*KH*KW) @ columns (C*KH*KW, N*OH*OW)``
 whose result is already in that layout, and element-wise ops (relu, pooling
 slices) keep an input's memory order, so the next convolution reads it without
 a transpose. ``out.transpose(1, 0, 2, 3)`` is the free view between the two.
+
+A convolution has three algorithms, each an op with its own backward:
+``Conv2dIm2colOp`` (here: every window copied into a column, one matrix
+product; any stride), ``Conv2dWinogradOp`` (``winograd.py``: 3x3, stride 1,
+2.25x fewer multiplications) and ``Conv2dFFTOp`` (``fftconv.py``: stride 1,
+products per frequency, whatever the kernel size). Like cuDNN's benchmark
+mode, ``conv2d`` times the algorithms that apply on the first call for each
+layer shape and keeps the fastest; ``set_algorithm`` forces one.
+docs/convolution.md explains them.
 """
+import math
+import time
+
 import numpy as np
 
 from .backend import xp_of
-from .tensor import Function, Tensor
+from .fftconv import Conv2dFFTOp
+from .layout import channel_first_zeros, zero_padded
+from .tensor import Function, Tensor, is_grad_enabled
+from .winograd import Conv2dWinogradOp
 
-COLUMN_BUDGET_BYTES = 256 * 2**20  # larger im2col matrices are built a slice of the batch at a time
+COLUMN_BUDGET_BYTES = 128 * 2**20  # larger im2col matrices are built a slice of the batch at a time
 
 
 def _pair(value, name):
@@ -20,12 +35,6 @@ def _pair(value, name):
     if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
     return pair
-
-
-def _channel_first_zeros(xp, shape, dtype):
-    """Zeros of logical shape (N, C, H, W) stored as (C, N, H, W)."""
-    n, c, h, w = shape
-    return xp.zeros((c, n, h, w), dtype=dtype).transpose(1, 0, 2, 3)
 
 
 def im2col(x, kernel, stride):
@@ -58,8 +67,8 @@ def col2im_add(grad_x, cols, kernel, stride, out_size):
             grad_x[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += cols[:, :, i, j]
 
 
-class Conv2dOp(Function):
-    """Cross-correlation of x (N, C, H, W) with weight (OC, C, KH, KW), plus bias (OC,)."""
+class Conv2dIm2colOp(Function):
+    """Cross-correlation of x (N, C, H, W) with weight (OC, C, KH, KW), plus bias (OC,), through im2col."""
 
     def __init__(self, stride=1, padding=0):
         self.stride, self.padding = _pair(stride, "stride"), _pair(padding, "padding")
@@ -71,8 +80,7 @@ class Conv2dOp(Function):
         oc, _, kh, kw = weight.shape
         self.kernel = (kh, kw)
         if ph or pw:
-            self.padded = _channel_first_zeros(xp, (n, c, h + 2 * ph, w + 2 * pw), x.dtype)
-            self.padded[:, :, ph:ph + h, pw:pw + w] = x
+            self.padded = zero_padded(xp, x, (ph, pw), (h + 2 * ph, w + 2 * pw))
         else:
             self.padded = x  # nothing to pad: im2col reads x in place, whatever its layout
         self.out_size = ((h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1)
@@ -97,7 +105,7 @@ class Conv2dOp(Function):
         g = g.transpose(1, 0, 2, 3)  # (OC, N, OH, OW): free for outputs of this op
         grad_w = xp.zeros_like(w2)
         want_x = self.needs_grad(0)  # not for the first layer: images need no gradient
-        grad_padded = _channel_first_zeros(xp, self.padded.shape, g.dtype) if want_x else None
+        grad_padded = channel_first_zeros(xp, self.padded.shape, g.dtype) if want_x else None
         for lo, hi in self._batch_slices(n, c):
             g2 = g[:, lo:hi].reshape(oc, -1)
             cols = self.cols if self.cols is not None else im2col(self.padded[lo:hi], self.kernel, self.stride)
@@ -117,14 +125,21 @@ class Conv2dOp(Function):
 
 
 class MaxPool2dOp(Function):
-    """Maximum over each KxK window (windows past the edge are dropped, as in PyTorch)."""
+    """Maximum over each KxK window (windows past the edge are dropped, as in PyTorch).
+
+    Which input gets a window's gradient, scanning the window row by row: the
+    first maximum (ties go to the earliest position); in a window holding NaN
+    the output is NaN and the gradient goes to its NaN, the last one if there
+    are several. That is PyTorch's rule: a value takes over when it is greater
+    than the maximum so far, or is NaN.
+    """
 
     def __init__(self, kernel_size=2, stride=None):
         self.kernel = _pair(kernel_size, "kernel_size")
         self.stride = self.kernel if stride is None else _pair(stride, "stride")
 
     def _window_views(self, x, out_size):
-        """For each kernel offset (i, j): the view of x holding that offset of every window."""
+        """For each kernel offset (i, j), row-major: the view of x holding that offset of every window."""
         (kh, kw), (sh, sw), (oh, ow) = self.kernel, self.stride, out_size
         for i in range(kh):
             for j in range(kw):
@@ -135,32 +150,122 @@ class MaxPool2dOp(Function):
         (kh, kw), (sh, sw) = self.kernel, self.stride
         self.x = x
         self.out_size = ((x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1)
-        # element-wise maxima of the KH*KW offset views: no reshape, no copy of the windows
+        # element-wise maxima of the KH*KW offset views (NaN propagates): no reshape, no copy of the windows
         views = self._window_views(x, self.out_size)
         self.out = next(views).copy(order="K")
         for view in views:
             xp.maximum(self.out, view, out=self.out)
         return self.out
 
-    def backward(self, g):  # dL/dx = g at the window's maximum (the first one if tied), 0 elsewhere
+    def backward(self, g):  # dL/dx = g at the window's chosen input (see the class docstring), 0 elsewhere
         xp = xp_of(g)
-        grad_x = _channel_first_zeros(xp, self.x.shape, g.dtype)
+        grad_x = channel_first_zeros(xp, self.x.shape, g.dtype)
         overlapping = self.stride[0] < self.kernel[0] or self.stride[1] < self.kernel[1]
-        taken = xp.zeros(self.out.shape, dtype=bool)  # windows whose maximum was already found
+        taken = xp.zeros(self.out.shape, dtype=bool)  # windows whose input was already chosen
         views = zip(self._window_views(self.x, self.out_size), self._window_views(grad_x, self.out_size))
         for x_view, grad_view in views:
             winner = x_view == self.out
-            winner &= ~taken
+            xp.greater(winner, taken, out=winner)  # winner and not taken
             taken |= winner
             if overlapping:  # a pixel in two windows collects from both
                 grad_view += g * winner
             else:  # each pixel is in one window: write, no need to read the zeros
                 xp.multiply(g, winner, out=grad_view)
+        if not taken.all():  # only a NaN window has no input equal to its output: its last NaN wins
+            views = zip(self._window_views(self.x, self.out_size), self._window_views(grad_x, self.out_size))
+            for x_view, grad_view in reversed(list(views)):
+                winner = xp.isnan(x_view) & ~taken
+                taken |= winner
+                grad_view += g * winner
         return grad_x
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0):
-    """Convolve x (N, C, H, W) with weight (OC, C, KH, KW) and add bias (OC,)."""
+ALGORITHMS = {"im2col": Conv2dIm2colOp, "winograd": Conv2dWinogradOp, "fft": Conv2dFFTOp}
+MODES = ("auto", "benchmark")  # choose by the layer's shape, or by timing the candidates
+_setting = {"algorithm": "auto"}
+_chosen = {}  # layer shape -> the algorithm "auto" or "benchmark" picked for it
+
+
+def set_algorithm(name):
+    """Use one convolution algorithm ("im2col", "winograd", "fft") wherever it applies, or choose per layer:
+    "auto" (the default) by the layer's shape, "benchmark" by timing those that apply on the first call for
+    each layer shape (like cuDNN's benchmark mode: often a little faster, but the choice, and so the rounding,
+    can differ from run to run). Returns the previous setting.
+
+    A forced algorithm that does not apply to a layer (Winograd for a 5x5 kernel) leaves that layer to im2col.
+    """
+    if name not in MODES and name not in ALGORITHMS:
+        raise ValueError(f"set_algorithm: choose 'auto', 'benchmark' or one of {sorted(ALGORITHMS)}, got {name!r}")
+    previous, _setting["algorithm"] = _setting["algorithm"], name
+    return previous
+
+
+def chosen_algorithms():
+    """{layer: algorithm} of every layer shape "auto" or "benchmark" has chosen for in this process."""
+    return dict(_chosen)
+
+
+def by_shape(kernel, stride, in_channels):
+    """The algorithm "auto" uses, from the layer's shape alone, so a run is the same run every time.
+
+    The rule follows what timing chose on the project's CPU (benchmarks/RESULTS.md): im2col for the first
+    layer of a net (few input channels: the transforms cost more than they save), Winograd for 3x3
+    stride-1 layers, FFT for larger stride-1 kernels, im2col for the rest.
+    """
+    names = applicable(kernel, stride)
+    if in_channels < 16:
+        return "im2col"
+    if "winograd" in names:
+        return "winograd"
+    return "fft" if "fft" in names else "im2col"
+
+
+REQUIREMENTS = {"winograd": "a 3x3 kernel and stride 1", "fft": "stride 1 and a kernel larger than 1x1"}
+
+
+def applicable(kernel, stride):
+    """The algorithms that can compute a convolution with this kernel (KH, KW) and stride (see REQUIREMENTS)."""
+    names = ["im2col"]
+    if stride == (1, 1):
+        names += ["winograd", "fft"] if kernel == (3, 3) else ["fft"] if kernel != (1, 1) else []
+    return names
+
+
+def _new_op(name, stride, padding):
+    return Conv2dIm2colOp(stride, padding) if name == "im2col" else ALGORITHMS[name](padding)
+
+
+def _fastest(names, inputs, stride, padding, backward, rounds=3):
+    """Of ``names``, the algorithm that computes these inputs fastest: forward, and backward if ``backward``.
+
+    The candidates take turns for a few rounds and each keeps its best time, so a moment of other work on the
+    machine does not decide; the first round also pays for touching fresh memory. A candidate more than 3x
+    slower than the best so far drops out.
+    """
+    def seconds(name):
+        leaves = [Tensor(t.data, requires_grad=t.requires_grad) for t in inputs]  # the caller's graph is not touched
+        start = time.perf_counter()
+        out = _new_op(name, stride, padding)(*leaves)
+        last = out.data
+        if backward:
+            out.backward(xp_of(last).ones_like(last))
+            last = next(leaf.grad for leaf in leaves if leaf.grad is not None)
+        float(last.reshape(-1)[0])  # waits for a GPU to finish
+        return time.perf_counter() - start
+
+    best = dict.fromkeys(names, math.inf)
+    for _ in range(rounds):
+        for name in [name for name in best if best[name] <= 3 * min(best.values())]:
+            best[name] = min(best[name], seconds(name))
+    return min(best, key=best.get)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, algorithm=None):
+    """Convolve x (N, C, H, W) with weight (OC, C, KH, KW) and add bias (OC,).
+
+    ``algorithm``: "im2col", "winograd", "fft", "auto" (by the layer's shape) or "benchmark" (time them once
+    per layer shape); None follows ``set_algorithm`` (default "auto").
+    """
     inputs = (x, weight) if bias is None else (x, weight, bias)
     for name, t in zip(("x", "weight", "bias"), inputs):
         if not isinstance(t, Tensor):
@@ -176,13 +281,33 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
         raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
     if len({t.dtype for t in inputs}) > 1:
         raise TypeError(f"conv2d: dtypes differ: {[str(t.dtype) for t in inputs]}")
-    op = Conv2dOp(stride, padding)
-    (ph, pw), (kh, kw) = op.padding, weight.shape[2:]
-    if min(op.stride) < 1 or min(op.padding) < 0:
+    stride, padding, kernel = _pair(stride, "stride"), _pair(padding, "padding"), weight.shape[2:]
+    if min(stride) < 1 or min(padding) < 0:
         raise ValueError(f"conv2d: stride must be >= 1 and padding >= 0, got stride={stride}, padding={padding}")
-    if x.shape[2] + 2 * ph < kh or x.shape[3] + 2 * pw < kw:
-        raise ValueError(f"conv2d: kernel {kh}x{kw} is larger than the padded input {x.shape[2] + 2 * ph}x{x.shape[3] + 2 * pw}")
-    return op(*inputs)
+    if x.shape[2] + 2 * padding[0] < kernel[0] or x.shape[3] + 2 * padding[1] < kernel[1]:
+        raise ValueError(f"conv2d: kernel {kernel[0]}x{kernel[1]} is larger than the padded input "
+                         f"{x.shape[2] + 2 * padding[0]}x{x.shape[3] + 2 * padding[1]}")
+    names = applicable(kernel, stride)
+    name = algorithm or _setting["algorithm"]
+    if name in MODES:
+        backward = is_grad_enabled() and any(t.requires_grad for t in inputs)
+        layer = (f"x {x.shape}, weight {weight.shape}, stride {stride}, padding {padding}, "
+                 f"{'bias, ' if bias is not None else ''}{x.dtype} on {x.device}, "
+                 + ("forward only" if not backward else "backward" if x.requires_grad else "backward to the weights"))
+        if layer not in _chosen:
+            timed = name == "benchmark" and len(names) > 1
+            _chosen[layer] = (_fastest(names, inputs, stride, padding, backward) if timed
+                              else by_shape(kernel, stride, x.shape[1]))
+        name = _chosen[layer]
+    elif name not in ALGORITHMS:
+        raise ValueError(f"conv2d: algorithm must be 'auto', 'benchmark' or one of {sorted(ALGORITHMS)}, "
+                         f"got {name!r}")
+    elif name not in names:
+        if algorithm:  # asked for by name in this call: say why it cannot run
+            raise ValueError(f"conv2d: the {name} algorithm needs {REQUIREMENTS[name]}; got kernel "
+                             f"{kernel[0]}x{kernel[1]}, stride {stride}")
+        name = "im2col"
+    return _new_op(name, stride, padding)(*inputs)
 
 
 def max_pool2d(x, kernel_size=2, stride=None):
@@ -190,9 +315,9 @@ def max_pool2d(x, kernel_size=2, stride=None):
     op = MaxPool2dOp(kernel_size, stride)
     if x.ndim != 4:
         raise ValueError(f"max_pool2d: x must be (N, C, H, W), got shape {x.shape}")
-    if min(op.kernel) < 1 or min(op.stride) < 1 or op.kernel[0] * op.kernel[1] > 127:
-        raise ValueError(f"max_pool2d: kernel_size must be >= 1 with at most 127 elements, and stride >= 1; "
-                         f"got kernel_size={kernel_size}, stride={stride}")
+    if min(op.kernel) < 1 or min(op.stride) < 1:
+        raise ValueError(f"max_pool2d: kernel_size and stride must be >= 1, got kernel_size={kernel_size}, "
+                         f"stride={stride}")
     if x.shape[2] < op.kernel[0] or x.shape[3] < op.kernel[1]:
         raise ValueError(f"max_pool2d: kernel {op.kernel} is larger than the input {x.shape[2:]}")
     return op(x)

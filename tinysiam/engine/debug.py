@@ -1,8 +1,9 @@
 """Seeing what autograd does: the graph as a picture, the backward pass as it runs, the first NaN.
 
 * ``to_dot(loss)`` writes the graph behind a tensor in Graphviz's DOT language:
-  an ellipse per tensor (shape, dtype and, once ``backward()`` has filled it,
-  the norm of its ``.grad``), a box per op. ``render(loss, "graph.svg")`` draws
+  an ellipse per tensor (shape, dtype and, once ``backward(retain_graph=True)``
+  has filled it, the norm of its ``.grad``; a plain ``backward()`` frees the
+  graph's links, so that a kept loss holds no activations), a box per op. ``render(loss, "graph.svg")`` draws
   it with the ``graphviz`` package (``pip install tinysiam[graph]``, plus
   Graphviz's ``dot`` program); the DOT text itself needs nothing.
 * ``with trace():`` prints every backward call in the order ``backward()``

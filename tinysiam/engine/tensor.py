@@ -157,7 +157,9 @@ class Tensor:
                 raise ValueError(f"backward(grad): grad has shape {grad.shape}, tensor has shape {self.shape}")
 
         grads = {id(self): grad}  # gradient of the final output w.r.t. each tensor
-        for tensor in _topological_order(self):
+        order = _topological_order(self)
+        while order:  # popped, not iterated: a tensor whose users are done is freed here, not at the end
+            tensor = order.pop()
             upstream = grads.pop(id(tensor), None)
             if upstream is None:  # every op that used it returned None for it: no gradient reaches it
                 continue
@@ -186,7 +188,7 @@ class Tensor:
 
 
 def _topological_order(output):
-    """Tensors reachable from ``output``, each after every tensor that uses it.
+    """Tensors reachable from ``output``, each before every tensor that uses it (``output`` last).
 
     Iterative depth-first search, so very deep graphs hit no recursion limit.
     """
@@ -203,7 +205,7 @@ def _topological_order(output):
         stack.append((tensor, True))
         if tensor.creator is not None:
             stack.extend((inp, False) for inp in tensor.creator.inputs if inp.requires_grad)
-    return reversed(order)
+    return order
 
 
 class Function:
@@ -239,10 +241,13 @@ class Function:
         return self.inputs[i].requires_grad
 
     def release(self):
-        """Drop the arrays saved for backward (keeps the graph links)."""
-        inputs = self.inputs
+        """Drop the arrays saved for backward and the links to the inputs.
+
+        A tensor still referenced after backward (a loss kept for logging) then keeps no activation
+        alive; ``released`` stays, so a second backward through this op says why it cannot run.
+        """
         self.__dict__.clear()
-        self.inputs, self.released = inputs, True
+        self.inputs, self.released = (), True
 
 
 def _check_same_device(op_name, inputs):

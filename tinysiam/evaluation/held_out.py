@@ -9,8 +9,8 @@ the head that scores pairs of embeddings) and ``metric`` (the distance an embedd
 import numpy as np
 
 from ..engine.backend import to_numpy
-from ..siamese.mining import PairSampler
 from . import metrics
+from .verification import evaluate_verification, pixel_pair_scores, verification_pairs
 
 
 def check_way(way, labelled, name="way"):
@@ -21,19 +21,22 @@ def check_way(way, labelled, name="way"):
 
 
 def evaluate_held_out(model, test, way, seed=0, pairs=2000, plot_dir=None):
-    """One-shot accuracy (``way``-way), verification ROC/AUC/EER on ``pairs`` balanced pairs and, for an
-    embedding model, precision@1, on ``test`` (LabelledImages); figures into ``plot_dir`` when given."""
+    """One-shot accuracy (``way``-way), verification ROC/AUC/EER on ``pairs`` balanced pairs (next to the raw-pixel
+    distance on the same pairs) and, for an embedding model, precision@1, on ``test`` (LabelledImages); figures
+    into ``plot_dir`` when given."""
     check_way(way, test)
     embeddings = to_numpy(model.embed(test.images))
     score_fn = None if model.head is None else model.embedding_similarity  # None: the nearest prototype
     one_shot = metrics.n_way_k_shot_accuracy(embeddings, test.labels, way, 1, n_episodes=500, seed=seed,
                                              metric=model.metric, score_fn=score_fn)
-    left, right, same = PairSampler(test.labels, seed=seed).sample(pairs)
+    left, right, same = verification_pairs(test.labels, pairs, seed)
     scores = model.score_embeddings(embeddings[left], embeddings[right])
     fpr, tpr, _ = metrics.roc_curve(scores, same)
     auc, (eer, _) = metrics.auc(fpr, tpr), metrics.equal_error_rate(scores, same)
+    pixels = evaluate_verification(pixel_pair_scores, test.images, (left, right, same))
     result = {f"test_{way}way_1shot_accuracy": one_shot.accuracy, "test_1shot_ci95": one_shot.ci95,
-              "test_classes": len(test.classes), "test_verification_auc": auc, "test_verification_eer": eer}
+              "test_classes": len(test.classes), "test_verification_auc": auc, "test_verification_eer": eer,
+              "test_verification_auc_raw_pixels": pixels.auc, "test_verification_eer_raw_pixels": pixels.eer}
     if model.head is None:  # retrieval ranks by the embedding distance
         result["test_precision_at_1"] = metrics.precision_at_1(embeddings, test.labels, model.metric)
     if plot_dir is not None:

@@ -145,8 +145,13 @@ class EpisodeResult:
         return f"{self.accuracy:.2%} +- {self.ci95:.2%} ({self.episodes} episodes)"
 
 
-def sample_episodes(labels, n_way, k_shot, n_query=1, n_episodes=100, seed=0):
-    """Seeded N-way k-shot episodes: a list of (support (n_way, k_shot), query (n_way, n_query)) index arrays."""
+def sample_episodes(labels, n_way, k_shot, n_query=1, n_episodes=100, seed=0, groups=None):
+    """Seeded N-way k-shot episodes: a list of (support (n_way, k_shot), query (n_way, n_query)) index arrays.
+
+    With ``groups`` (one entry per label value, as ``LabelledImages.groups``), each episode draws its
+    classes from one group, itself drawn uniformly among those with ``n_way`` eligible classes: for
+    Omniglot, one alphabet per episode, as in Lake's within-alphabet runs.
+    """
     labels = to_numpy(labels).ravel()
     classes, counts = np.unique(labels, return_counts=True)
     eligible = classes[counts >= k_shot + n_query]
@@ -155,25 +160,38 @@ def sample_episodes(labels, n_way, k_shot, n_query=1, n_episodes=100, seed=0):
     if len(eligible) < n_way:
         raise ValueError(f"{n_way}-way {k_shot}-shot with {n_query} queries needs {n_way} classes with "
                          f"{k_shot + n_query}+ items; only {len(eligible)} qualify")
+    pools = [eligible] if groups is None else within_groups(eligible, groups, n_way)
     rng = np.random.default_rng(seed)
     episodes = []
     for _ in range(n_episodes):
-        chosen = rng.choice(eligible, size=n_way, replace=False)
+        pool = pools[0] if len(pools) == 1 else pools[rng.integers(len(pools))]
+        chosen = rng.choice(pool, size=n_way, replace=False)
         picks = np.stack([rng.choice(np.flatnonzero(labels == c), size=k_shot + n_query, replace=False)
                           for c in chosen])
         episodes.append((picks[:, :k_shot], picks[:, k_shot:]))
     return episodes
 
 
+def within_groups(classes, groups, n_way):
+    """``classes`` split by their group (``groups[c]`` for class c), keeping the groups with ``n_way`` or more."""
+    of_class = np.asarray(groups)[classes]
+    pools = [classes[of_class == g] for g in np.unique(of_class)]
+    pools = [pool for pool in pools if len(pool) >= n_way]
+    if not pools:
+        raise ValueError(f"{n_way}-way episodes within one group need a group of {n_way} classes; the largest has "
+                         f"{max(np.unique(of_class, return_counts=True)[1])}")
+    return pools
+
+
 def n_way_k_shot_accuracy(data, labels, n_way, k_shot=1, n_query=1, n_episodes=200, seed=0, metric="l2",
-                          score_fn=None):
+                          score_fn=None, groups=None):
     """Mean accuracy over seeded episodes, with a 95% confidence interval.
 
     Without ``score_fn``, ``data`` are embeddings: each class is the mean of its
     k support embeddings (a prototype) and a query goes to the nearest one.
     With ``score_fn(queries, supports) -> (nq, ns) similarities``, ``data`` are
     whatever it takes (e.g. images for Koch's head); a class scores the mean
-    over its k supports.
+    over its k supports. ``groups``: episodes within one group (``sample_episodes``).
     """
     data = to_numpy(data)
     if len(data) != len(to_numpy(labels).ravel()):
@@ -181,7 +199,7 @@ def n_way_k_shot_accuracy(data, labels, n_way, k_shot=1, n_query=1, n_episodes=2
     if score_fn is None:
         check_finite_scores(data, "the embeddings")
     accuracies = []
-    for support, query in sample_episodes(labels, n_way, k_shot, n_query, n_episodes, seed):
+    for support, query in sample_episodes(labels, n_way, k_shot, n_query, n_episodes, seed, groups):
         if score_fn is None:
             prototypes = data[support].mean(axis=1)
             scores = -pairwise_distances(data[query.ravel()], prototypes, metric)

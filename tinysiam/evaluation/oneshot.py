@@ -14,18 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.datasets import decode_images, iter_members
+from ..data.omniglot import LakeRun
 from ..engine.backend import to_numpy
 from .metrics import check_finite_scores
 
 _KEY = re.compile(r"(?:^|/)(run\d+)/class_labels\.txt$")
-
-
-@dataclass
-class LakeRun:
-    name: str  # "run01"
-    supports: np.ndarray  # (n_support, 1, H, W) float32, ink = 1.0, in classNN order
-    queries: np.ndarray  # (n_query, 1, H, W), in itemNN order
-    answers: np.ndarray  # (n_query,) int64: index of each query's true support image
 
 
 def load_lake_runs(path, size=None):
@@ -76,6 +69,12 @@ class LakeResult:
     @property
     def error(self):
         return 1 - self.accuracy
+
+    @property
+    def ci95(self):
+        """Half-width of the 95% confidence interval of the mean over the runs (1.96 standard errors)."""
+        return float(1.96 * np.std(self.per_run, ddof=1) / np.sqrt(len(self.per_run))) if len(self.per_run) > 1 \
+            else float("nan")
 
     def __str__(self):
         return f"{self.accuracy:.2%} accuracy ({self.error:.2%} error) over {len(self.per_run)} runs"

@@ -150,3 +150,25 @@ def _show_cell(ax, image, caption):
     else:
         ax.imshow(to_numpy(image), cmap="gray", vmin=0, vmax=255 if np.asarray(image).dtype == np.uint8 else 1)
     ax.set_title(caption, fontsize=7)
+
+
+def plot_learning_curves(curves, path, ylabel="validation accuracy", references=None):
+    """Validation accuracy against minutes of training, one line per run.
+
+    ``curves`` maps a label to (minutes, values), the values measured at the end of each epoch;
+    ``references`` maps a label to a level drawn as a dashed horizontal line.
+    """
+    if not curves:
+        raise ValueError("curves is empty: nothing to plot")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for label, (minutes, values) in curves.items():
+        if len(minutes) != len(values):
+            raise ValueError(f"{label}: {len(minutes)} times but {len(values)} values")
+        ax.plot(minutes, values, marker="o", markersize=3, label=label)
+    for i, (label, level) in enumerate((references or {}).items()):
+        ax.axhline(level, color=f"C{len(curves) + i}", linestyle="--", linewidth=1, label=label)
+    ax.set(xlabel="minutes of training (2 CPU cores)", ylabel=ylabel, xlim=(0, None))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)

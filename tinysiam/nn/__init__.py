@@ -4,6 +4,8 @@ from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNormOp
 from .layers import (AvgPool1d, Conv1d, Conv2d, Dropout, Flatten, Linear, MaxPool1d, MaxPool2d, ReLU, Sequential,
                      Sigmoid, Tanh)
 from .module import Module, Parameter
+from .normalize import L2Normalize, Standardize
 
 __all__ = ["init", "AvgPool1d", "BatchNorm1d", "BatchNorm2d", "BatchNormOp", "Conv1d", "Conv2d", "Dropout", "Flatten",
            "Linear", "MaxPool1d", "MaxPool2d", "ReLU", "Sequential", "Sigmoid", "Tanh", "Module", "Parameter"]
+__all__ += ["L2Normalize", "Standardize"]

@@ -20,12 +20,31 @@ so, summing over i,
 In eval mode mu and var are the running statistics (constants), so
 dL/dx_j = g_hat_j * s. In both modes dL/dgamma = sum_i g_i x_hat_i and
 dL/dbeta = sum_i g_i.
+
+The op computes on a (features, M) matrix, one row per feature: for the
+channel-first arrays that convolutions return (see ``engine/layout.py``) that
+is a free reshape, and every per-feature sum is a sum along a contiguous row.
+It keeps c_i = x_i - mu rather than x_hat_i (x_hat_i = s c_i), and since
+sum_i g_hat_i = gamma dL/dbeta and sum_i g_hat_i x_hat_i = gamma dL/dgamma, the
+training gradient is one line per feature: dL/dx_j = a (g_j + b c_j + k) with
+a = gamma s, b = -s^2 (sum_i g_i c_i) / M, k = -(sum_i g_i) / M.
 """
 import numpy as np
 
+from ..engine.backend import xp_of
 from ..engine.tensor import Function
 from .layers import check_float_input, check_sizes
 from .module import Module, Parameter
+
+
+def _rows(xp, a):
+    """(features, M): axis 1 of ``a`` as rows; free when ``a`` is stored feature-first."""
+    return xp.ascontiguousarray(xp.moveaxis(a, 1, 0)).reshape(a.shape[1], -1)
+
+
+def _unrows(xp, rows, shape):
+    """The inverse of ``_rows``: an array of ``shape``, stored feature-first."""
+    return xp.moveaxis(rows.reshape((shape[1], shape[0]) + shape[2:]), 0, 1)
 
 
 class BatchNormOp(Function):
@@ -35,35 +54,44 @@ class BatchNormOp(Function):
         self.eps, self.mean, self.var = eps, mean, var
 
     def forward(self, x, gamma, beta):
-        self.axes = (0,) + tuple(range(2, x.ndim))  # every axis but the feature axis
-        shape = [1] * x.ndim
-        shape[1] = x.shape[1]  # per-feature arrays broadcast along axis 1
+        xp = xp_of(x)
+        rows, self.shape = _rows(xp, x), x.shape
         self.batch_stats = self.mean is None
         if self.batch_stats:  # training: statistics of this batch (biased variance)
-            self.mean, self.var = x.mean(axis=self.axes), x.var(axis=self.axes)
-        self.inv_std = 1 / (self.var.reshape(shape) + self.eps) ** 0.5
-        self.x_hat = (x - self.mean.reshape(shape)) * self.inv_std
-        self.gamma = gamma.reshape(shape)
-        return self.gamma * self.x_hat + beta.reshape(shape)
+            self.mean = rows.mean(axis=1)
+        self.centered = rows - self.mean[:, None]
+        out = xp.multiply(self.centered, self.centered)  # the output's buffer, first holding the squares
+        if self.batch_stats:
+            self.var = out.mean(axis=1)
+        self.inv_std = 1 / (self.var + self.eps) ** 0.5
+        self.gamma = gamma
+        xp.multiply(self.centered, (gamma * self.inv_std)[:, None], out=out)  # gamma x_hat
+        out += beta[:, None]
+        return _unrows(xp, out, x.shape)
 
     def backward(self, g):  # see the module docstring for the derivation
-        g_hat = g * self.gamma
-        grad_gamma = (g * self.x_hat).sum(axis=self.axes)
-        grad_beta = g.sum(axis=self.axes)
-        if self.batch_stats:
-            m = g.size // g.shape[1]
-            sum_g_hat = g_hat.sum(axis=self.axes, keepdims=True)
-            sum_g_hat_x_hat = (g_hat * self.x_hat).sum(axis=self.axes, keepdims=True)
-            grad_x = self.inv_std / m * (m * g_hat - sum_g_hat - self.x_hat * sum_g_hat_x_hat)
+        xp = xp_of(g)
+        g = _rows(xp, g)
+        grad_beta = g.sum(axis=1)
+        buffer = g * self.centered
+        sum_g_centered = buffer.sum(axis=1)
+        grad_gamma = sum_g_centered * self.inv_std  # sum_i g_i x_hat_i
+        a = self.gamma * self.inv_std
+        if self.batch_stats:  # dL/dx = a (g + b c + k) per feature
+            m = g.shape[1]
+            xp.multiply(self.centered, (-self.inv_std**2 * sum_g_centered / m)[:, None], out=buffer)
+            buffer += g
+            buffer -= (grad_beta / m)[:, None]
+            buffer *= a[:, None]
         else:
-            grad_x = g_hat * self.inv_std
-        return grad_x, grad_gamma, grad_beta
+            xp.multiply(g, a[:, None], out=buffer)
+        return _unrows(xp, buffer, self.shape), grad_gamma, grad_beta
 
 
 class _BatchNorm(Module):
-    """Shared code of BatchNorm1d and BatchNorm2d; ``expected_ndim`` is their input rank."""
+    """Shared code of BatchNorm1d and BatchNorm2d; ``input_shapes`` names the input ranks each accepts."""
 
-    expected_ndim = None
+    input_shapes = {}  # rank -> how the error message names that shape
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1):
         super().__init__()
@@ -82,9 +110,9 @@ class _BatchNorm(Module):
     def forward(self, x):
         name = type(self).__name__
         check_float_input(name, x)
-        if x.ndim != self.expected_ndim or x.shape[1] != self.num_features:
-            raise ValueError(f"{name}({self.num_features}): expected {self.expected_ndim}-D input with "
-                             f"{self.num_features} features on axis 1, got shape {x.shape}")
+        if x.ndim not in self.input_shapes or x.shape[1] != self.num_features:
+            expected = " or ".join(self.input_shapes.values()).replace("C", str(self.num_features))
+            raise ValueError(f"{name}({self.num_features}): expected input {expected}, got shape {x.shape}")
         if x.dtype != self.weight.dtype:
             raise TypeError(f"{name}: input has dtype {x.dtype} but the layer's parameters are {self.weight.dtype}; "
                             "convert one with .astype()")
@@ -107,12 +135,12 @@ class _BatchNorm(Module):
 
 
 class BatchNorm1d(_BatchNorm):
-    """Batch norm over (N, F) inputs, one mean and variance per feature."""
+    """Batch norm over (N, C) or (N, C, L) inputs, one mean and variance per channel (over N, and L if given)."""
 
-    expected_ndim = 2
+    input_shapes = {2: "(N, C)", 3: "(N, C, L)"}
 
 
 class BatchNorm2d(_BatchNorm):
     """Batch norm over (N, C, H, W) inputs, one mean and variance per channel."""
 
-    expected_ndim = 4
+    input_shapes = {4: "(N, C, H, W)"}

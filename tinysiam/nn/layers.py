@@ -7,7 +7,7 @@ from ..engine import ops
 from ..engine.backend import xp_of
 from ..engine.conv import _pair, conv2d, max_pool2d
 from ..engine.conv1d import avg_pool1d, conv1d, max_pool1d
-from ..engine.tensor import Tensor
+from ..engine.tensor import Function, Tensor
 from . import init as initializers
 from .module import Module, Parameter
 
@@ -27,8 +27,31 @@ def check_sizes(layer, **sizes):
             raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
 
 
+class LinearOp(Function):
+    """y = x W^T + b over the last axis of x (any leading axes, or none), as one op.
+
+    One op rather than ``x @ W.T + b``: the weight gradient comes out in the
+    weight's own (OUT, IN) layout, where the transposed matmul would give a
+    transposed view that autograd then copies element by element.
+    """
+
+    def forward(self, x, weight, bias=None):
+        self.x_shape, self.weight, self.has_bias = x.shape, weight, bias is not None
+        self.x2 = x.reshape(-1, x.shape[-1])  # (M, IN): every leading axis is a row
+        y = self.x2 @ weight.T
+        if bias is not None:
+            y += bias
+        return y.reshape(x.shape[:-1] + (weight.shape[0],))
+
+    def backward(self, g):  # dL/dx = g W, dL/dW = g^T x, dL/db = sum of g over the rows
+        g2 = g.reshape(-1, self.weight.shape[0])
+        grad_x = (g2 @ self.weight).reshape(self.x_shape) if self.needs_grad(0) else None
+        grads = (grad_x, g2.T @ self.x2)
+        return grads + (g2.sum(axis=0),) if self.has_bias else grads
+
+
 class Linear(Module):
-    """y = x W^T + b, with W of shape (out_features, in_features)."""
+    """y = x W^T + b, with W of shape (out_features, in_features); x is (..., in_features) or (in_features,)."""
 
     def __init__(self, in_features, out_features, bias=True, init="he", rng=None):
         super().__init__()
@@ -44,8 +67,11 @@ class Linear(Module):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear({self.in_features}, {self.out_features}): input has shape {x.shape}, "
                              f"expected last dimension {self.in_features}")
-        y = x @ self.weight.T
-        return y if self.bias is None else y + self.bias
+        if x.dtype != self.weight.dtype:
+            raise TypeError(f"Linear: input has dtype {x.dtype} but the layer's weight is {self.weight.dtype}; "
+                            "convert one with .astype()")
+        params = (self.weight,) if self.bias is None else (self.weight, self.bias)
+        return LinearOp()(x, *params)
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"

@@ -1,0 +1,36 @@
+"""Named recipes: the settings of the headline runs, chosen on validation classes (docs/recipes.md).
+
+``tinysiam train --recipe NAME`` starts from a recipe's settings; options given
+on the command line override them, and every setting a recipe leaves out keeps
+``TrainConfig``'s default. ``tinysiam demo`` trains the demo recipes and
+``tinysiam folds`` takes ``--recipe`` too.
+"""
+from .errors import UserError
+
+# Omniglot at 28x28: batch-hard triplets over 32 characters x 4 drawings, Adam with a cosine decay of
+# its rate, half-strength distortions, embeddings averaged over one-pixel shifts, validated on whole
+# held-out alphabets, 20-way within one alphabet like Lake's runs
+_OMNIGLOT = dict(preset="omniglot28", loss="triplet", margin=1.0, batch=128, per_class=4, optimizer="adam", lr=3e-3,
+                 lr_schedule="cosine", augment=True, augment_strength=0.5, tta=True, val_split="alphabets",
+                 val_way=20, val_episodes=500)
+
+RECIPES = {
+    # `tinysiam demo`: the bundled minimal background set, 1000 steps (under 3 minutes on 2 cores)
+    "omniglot-demo": dict(_OMNIGLOT, data="omniglot-demo", epochs=10, steps_per_epoch=100),
+    # the same on the official archives (--data-dir), 30 minutes on 2 cores
+    "omniglot-30min": dict(_OMNIGLOT, data="omniglot", epochs=30, steps_per_epoch=360),
+    # one fold of the AT&T faces (`tinysiam folds`): standardised images, flips and distortions, unit-length
+    # embeddings, triplets over 16 subjects x 4 photos, margin 0.2
+    "faces": dict(data="faces", preset="faces", loss="triplet", margin=0.2, batch=64, per_class=4, optimizer="adam",
+                  lr=3e-3, lr_schedule="cosine", normalize=True, standardize=True, augment=True, flip=True,
+                  epochs=5, steps_per_epoch=30, val_way=5),
+    # `tinysiam demo --data digits`: seconds on scikit-learn's 8x8 digits
+    "digits-demo": dict(data="digits", preset="digits", loss="triplet", epochs=6, steps_per_epoch=60, val_way=5),
+}
+
+
+def recipe_settings(name):
+    """The settings of recipe ``name`` (a fresh dict); a UserError naming --recipe for an unknown one."""
+    if name not in RECIPES:
+        raise UserError(f"--recipe must be one of {', '.join(RECIPES)}, got {name!r}")
+    return dict(RECIPES[name])
