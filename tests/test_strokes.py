@@ -7,8 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinysiam.data import LabelledSequences, load_omniglot, load_omniglot_strokes
-from tinysiam.data.strokes import (DX, DY, FEATURES, PEN_UP, X, Y, augment_trajectories, drawings_to_sequences,
-                                   parse_drawing, resample_path, trajectory_features)
+from tinysiam.data.splits import STROKES_TEST_ALPHABETS, load_split
+from tinysiam.data.strokes import (DX, DY, FEATURES, PEN_UP, TRAJECTORY_RANGES, X, Y, augment_trajectories,
+                                   drawings_to_sequences, parse_drawing, resample_path, trajectory_features,
+                                   trajectory_ranges)
 from conftest import on
 
 
@@ -115,6 +117,15 @@ def test_strokes_of_both_minimal_sets_match_the_images_drawing_by_drawing(data_r
     assert ink.mean() > 0.9
 
 
+def test_the_strokes_split_tests_on_whole_held_out_alphabets(data_root):
+    train, val, test = load_split("strokes", (len(FEATURES), 32), seed=0, data_dir=data_root, val_split="alphabets")
+    train_alphabets, val_alphabets, test_alphabets = (set(np.asarray(part.groups)[part.classes])
+                                                       for part in (train, val, test))
+    assert test_alphabets == set(STROKES_TEST_ALPHABETS) and len(train_alphabets | val_alphabets) == 5
+    assert not train_alphabets & val_alphabets and not (train_alphabets | val_alphabets) & test_alphabets
+    assert test.sequences.shape[1:] == (len(FEATURES), 32) and len(train) + len(val) + len(test) == 4840
+
+
 # ----- fixed-length features -----------------------------------------------------------------------
 def test_resampling_is_even_along_the_path_with_pen_up_moves():
     # the L (length 7), then a pen-up move of length 4 to the dot: 11 units, 12 points one unit apart
@@ -173,6 +184,19 @@ def test_augmentation_with_every_distortion_off_is_the_identity():
     sequences = sample_sequences()
     same = augment_trajectories(sequences, np.random.default_rng(0), rotation=0, stretch=0, shear=0, warp=0, jitter=0)
     np.testing.assert_allclose(same, sequences, atol=1e-5)
+
+
+def test_trajectory_ranges_scale_every_distortion():
+    sequences = sample_sequences()
+    np.testing.assert_array_equal(augment_trajectories(sequences, np.random.default_rng(3), **trajectory_ranges()),
+                                  augment_trajectories(sequences, np.random.default_rng(3)))
+    half = trajectory_ranges(0.5)
+    assert half.keys() == TRAJECTORY_RANGES.keys() and all(half[k] == v / 2 for k, v in TRAJECTORY_RANGES.items())
+    moved = [np.abs(augment_trajectories(sequences, np.random.default_rng(3), **trajectory_ranges(strength))
+                    - sequences)[:, X:Y + 1].mean() for strength in (0.25, 1.0)]
+    assert moved[0] < moved[1]
+    with pytest.raises(ValueError, match="strength must be > 0, got 0"):
+        trajectory_ranges(0)
 
 
 def test_augmentation_rotation_alone_rotates_positions_and_directions():

@@ -21,6 +21,16 @@ from .omniglot import omniglot_labels, omniglot_members
 
 FEATURES = ("x", "y", "dx", "dy", "pen_up")  # the channels of a sequence, in order
 X, Y, DX, DY, PEN_UP = range(len(FEATURES))
+# the distortions of ``augment_trajectories``: the largest of each (every one is 0 at the identity)
+TRAJECTORY_RANGES = {"rotation": 10.0, "stretch": 0.15, "shear": 0.2, "warp": 0.3, "jitter": 0.02}
+
+
+def trajectory_ranges(strength=1.0):
+    """``TRAJECTORY_RANGES`` scaled by ``strength`` (0.5: half of each): keyword arguments for
+    ``augment_trajectories``, as ``koch_ranges`` is for images."""
+    if not strength > 0:
+        raise ValueError(f"strength must be > 0, got {strength!r}")
+    return {name: strength * bound for name, bound in TRAJECTORY_RANGES.items()}
 
 
 def parse_drawing(text, name):
@@ -131,7 +141,9 @@ def load_omniglot_strokes(paths, length=64):
     return LabelledSequences(drawings_to_sequences(drawings, length), *omniglot_labels(keys))
 
 
-def augment_trajectories(sequences, rng, rotation=10.0, stretch=0.15, shear=0.2, warp=0.3, jitter=0.02):
+def augment_trajectories(sequences, rng, rotation=TRAJECTORY_RANGES["rotation"], stretch=TRAJECTORY_RANGES["stretch"],
+                         shear=TRAJECTORY_RANGES["shear"], warp=TRAJECTORY_RANGES["warp"],
+                         jitter=TRAJECTORY_RANGES["jitter"]):
     """Random distortions of a batch of sequences (N, 5, L) as made by ``trajectory_features``, one per sequence.
 
     Each path gets a random linear map (rotation by up to ``rotation``
