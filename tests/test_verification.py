@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 import tinysiam.evaluation.dtw as dtw
 from tinysiam.data import LabelledImages, LabelledSequences
+from tinysiam.data.strokes import trajectory_features
 from tinysiam.evaluation.dtw import dtw_distance
 from tinysiam.evaluation.verification import evaluate_verification, verification_pairs
 from conftest import on
@@ -133,3 +134,31 @@ def test_aligned_containers_get_the_same_pairs_and_scores():
     assert result.auc > 0.95 and result.eer < 0.1 and result.pairs == 400
     chance = evaluate_verification(lambda a, b: rng.random(len(a)), data.items, pairs)
     assert 0.35 < chance.auc < 0.65
+
+
+# ----- pen trajectories next to DTW and raw pixels ----------------------------------------------------
+def test_trajectories_are_scored_with_their_baselines_on_the_same_within_alphabet_pairs():
+    from tinysiam.evaluation.held_out import dtw_pair_scores, evaluate_trajectories
+
+    labels, groups = alphabets()
+    rng = np.random.default_rng(1)
+    walks = np.cumsum(rng.normal(0, 1, (12, 2, 16)), axis=2)[labels] + rng.normal(0, 0.2, (len(labels), 2, 16))
+    sequences = trajectory_features(walks, np.zeros((len(labels), 16), bool))
+    names = [f"drawing{i}" for i in range(len(labels))]
+    test = LabelledSequences(sequences, labels, [f"c{c}" for c in range(12)], groups, names)
+    images = LabelledImages(rng.random((len(labels), 1, 4, 4)).astype(np.float32), labels, test.class_names,
+                            groups, names)
+
+    class FirstPoint:  # a "model" that scores a pair by minus the distance of their first points
+        def pair_scores(self, left, right):
+            return -np.linalg.norm(left[:, :2, 0] - right[:, :2, 0], axis=1)
+
+    result = evaluate_trajectories(FirstPoint(), test, images, pairs=300, seed=4)
+    pairs = verification_pairs(labels, 300, seed=4, groups=groups)
+    assert result["test_verification_eer_dtw"] == evaluate_verification(dtw_pair_scores, sequences, pairs).eer
+    assert result["test_verification_auc"] == evaluate_verification(FirstPoint().pair_scores, sequences, pairs).auc
+    assert result["test_verification_auc_dtw"] > 0.95  # the same walk with a little noise: DTW tells them apart
+    assert 0.3 < result["test_verification_auc_raw_pixels"] < 0.7  # random images: chance
+    assert result["test_classes"] == 12 and result["test_alphabets"] == ["g0", "g1", "g2"]
+    with pytest.raises(ValueError, match="images must hold the drawings of test in its order"):
+        evaluate_trajectories(FirstPoint(), test, images.subset(np.arange(len(labels))[::-1]))
