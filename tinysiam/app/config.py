@@ -8,15 +8,15 @@ import math
 import numbers
 from dataclasses import asdict, dataclass, fields, replace
 
-from ..data.splits import DATA_SETS
+from ..data.splits import DATA_SETS, SEQUENCE_DATA_SETS
 from ..engine.backend import DEVICES
-from .presets import FEATURE_MAP_PRESETS, PRESETS
+from .presets import FEATURE_MAP_PRESETS, PRESETS, SEQUENCE_PRESETS
 
 LOSSES = ("contrastive", "contrastive-linear", "chopra", "triplet", "koch", "nt-xent", "relation")
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 VAL_SPLITS = ("classes", "alphabets")
-ALPHABET_DATA_SETS = ("omniglot", "omniglot-demo")  # the data sets whose classes have alphabets
+ALPHABET_DATA_SETS = ("omniglot", "omniglot-demo", "strokes")  # the data sets whose classes have alphabets
 # the distance trained embeddings are compared with: the one their loss shaped (L2 for the others)
 METRICS = {"chopra": "l1", "nt-xent": "cosine"}
 MAX_BATCH = 65536  # a larger batch is a typo, not a run (it would exhaust memory before the first step)
@@ -62,7 +62,7 @@ class TrainConfig:
     per_class: int = 4  # triplet: images per class in a batch (K of P x K; P = batch // K classes)
     normalize: bool = False  # embeddings of unit length (an L2-normalising last layer)
     standardize: bool = False  # each image to mean 0, variance 1 (a first layer), e.g. for faces' lighting
-    augment_strength: float = 1.0  # scales the ranges of Koch's distortions (0.5: half of each)
+    augment_strength: float = 1.0  # scales the ranges of the distortions (0.5: half of each)
     flip: bool = False  # mirror half of the training images left to right (faces, not characters)
     tta: bool = False  # an image's embedding is the mean over it and its four one-pixel shifts
     val_split: str = "classes"  # omniglot: "alphabets" validates on whole held-out alphabets, within one each
@@ -96,6 +96,11 @@ class TrainConfig:
         if self.val_split == "alphabets" and self.data not in ALPHABET_DATA_SETS:
             raise ConfigError("val_split", f"'alphabets' needs a data set with alphabets ({', '.join(ALPHABET_DATA_SETS)}), "
                               f"got --data {self.data}")
+        check_preset_fits(self.preset, self.data)
+        if self.data in SEQUENCE_DATA_SETS:
+            for name in ("flip", "tta"):  # both move pixels
+                if getattr(self, name):
+                    raise ConfigError(name, f"works on images; --data {self.data} holds pen trajectories")
         if self.normalize and self.preset in FEATURE_MAP_PRESETS:
             raise ConfigError("normalize", f"needs a flat embedding; {self.preset!r} outputs feature maps")
         if self.loss == "relation" and self.batch // self.way - self.shot < 1:
@@ -121,6 +126,14 @@ class TrainConfig:
 
     def to_dict(self):
         return asdict(self)
+
+
+def check_preset_fits(preset, data):
+    """A ConfigError naming --preset unless the preset's tower takes ``data``'s items (images or sequences)."""
+    if (data in SEQUENCE_DATA_SETS) != (preset in SEQUENCE_PRESETS):
+        needs = (f"its pen trajectories need a preset over sequences ({', '.join(SEQUENCE_PRESETS)})"
+                 if data in SEQUENCE_DATA_SETS else "its images need a preset over images")
+        raise ConfigError("preset", f"{preset!r} does not fit --data {data}: {needs}")
 
 
 def _number(config, name, low, high=None, low_included=True):
