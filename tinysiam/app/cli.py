@@ -135,8 +135,9 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
 
 
 def trajectory_test(model, preset, test, seed, data_dir):
-    """The model (its tower the ``preset``) on 2000 seeded verification pairs of the held-out alphabets' pen trajectories, next to DTW on
-    the same trajectories and to raw pixels of the same drawings (their images, from the data folder)."""
+    """The model (its tower the ``preset``) on 2000 seeded verification pairs of the test alphabets' pen
+    trajectories, next to DTW on the same trajectories and raw pixels of the same drawings (their images,
+    from the data folder); prints the three and returns the results dict."""
     from ..data.splits import drawing_images
     from ..evaluation.held_out import TRAJECTORY_PIXEL_SIZE, evaluate_trajectories
 

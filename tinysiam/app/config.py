@@ -65,7 +65,7 @@ class TrainConfig:
     augment_strength: float = 1.0  # scales the ranges of the distortions (0.5: half of each)
     flip: bool = False  # mirror half of the training images left to right (faces, not characters)
     tta: bool = False  # an image's embedding is the mean over it and its four one-pixel shifts
-    val_split: str = "classes"  # omniglot: "alphabets" validates on whole held-out alphabets, within one each
+    val_split: str = "classes"  # omniglot, strokes: "alphabets" validates on whole held-out alphabets, within one each
 
     def __post_init__(self):
         for name, allowed in (("data", DATA_SETS), ("preset", tuple(PRESETS)), ("loss", LOSSES),

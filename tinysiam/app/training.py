@@ -87,7 +87,8 @@ class Trainer:
     into ``run`` (an open RunFolder). The tower takes their ``items``."""
 
     def __init__(self, config, train, val, run, augment_fn=None, progress=True):
-        """``augment_fn(batch, rng)`` distorts a training batch when ``config.augment`` (default: ``default_augment``)."""
+        """``augment_fn(batch, rng)`` distorts a training batch when ``config.augment`` (default:
+        ``default_augment``)."""
         check_way(config.val_way, val, "val_way")
         self.config, self.train_set, self.val_set, self.run = config, train, val, run
         self.val_groups = validation_groups(config, val)

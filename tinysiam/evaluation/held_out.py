@@ -4,8 +4,9 @@ for pen trajectories, verification next to DTW and raw pixels.
 ``model`` is anything with the scoring methods of the application's SiameseModel:
 ``embed(images)``, ``embedding_similarity(query_embeddings, support_embeddings)`` and
 ``similarity(queries, supports)`` ((n_query, n_support) scores, higher = more alike),
-``score_embeddings(e1, e2)`` and ``pair_scores(left, right)`` (scores of aligned rows), ``head`` (None for an embedding model, else
-the head that scores pairs of embeddings) and ``metric`` (the distance an embedding model is scored by).
+``score_embeddings(e1, e2)`` and ``pair_scores(left, right)`` (scores of aligned rows), ``head`` (None for
+an embedding model, else the head that scores pairs of embeddings) and ``metric`` (the distance an embedding
+model is scored by).
 """
 import numpy as np
 
