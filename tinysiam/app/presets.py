@@ -94,7 +94,7 @@ PRESETS = {
                    "features x 128 steps, mean over time, 64-d"),
 }
 FEATURE_MAP_PRESETS = ("relation28",)  # towers that output (N, C, H, W) feature maps, for a relation module
-SEQUENCE_PRESETS = ("tdnn",)  # towers over sequences (N, features, length), for tinysiam.data.SEQUENCE_DATA_SETS
+SEQUENCE_PRESETS = ("tdnn",)  # towers over sequences (N, features, length), for data.splits.SEQUENCE_DATA_SETS
 _BUILDERS = {
     "digits": _digits,
     "mini": _mini,
