@@ -132,5 +132,5 @@ def test_layers_wrap_the_ops():
     np.testing.assert_allclose(nn.AvgPool1d(4, 2)(x).numpy(), naive_pool1d(x.numpy(), 4, 2, np.mean), atol=1e-6)
     with pytest.raises(ValueError, match=r"Conv1d\(3, 5\): expected input \(N, 3, L\), got shape \(2, 4, 17\)"):
         layer(ts.Tensor(np.ones((2, 4, 17), np.float32)))
-    with pytest.raises(ValueError, match="Conv1d: kernel_size must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="Conv1d: kernel_size must be an integer >= 1, got 0"):
         nn.Conv1d(3, 5, 0)

@@ -105,7 +105,7 @@ def test_pairs_cover_every_class_and_group():
 def test_pair_errors():
     labels, groups = alphabets()
     for bad in (0, 2.0, True):
-        with pytest.raises(ValueError, match="n must be a positive integer"):
+        with pytest.raises(ValueError, match="n must be an integer >= 1"):
             verification_pairs(labels, bad, groups=groups)
     with pytest.raises(ValueError, match="a group with 2 or more classes; each of the 12 classes is alone"):
         verification_pairs(labels, 10, groups=[f"g{c}" for c in range(12)])

@@ -4,12 +4,11 @@ The command line's options are these fields (``--steps-per-epoch`` is ``steps_pe
 an option the user does not give takes the default written here. A checkpoint stores its
 config, so a run can be resumed and a model rebuilt from the file alone.
 """
-import math
-import numbers
 from dataclasses import asdict, dataclass, fields, replace
 
 from ..data.splits import DATA_SETS, SEQUENCE_DATA_SETS
 from ..engine.backend import DEVICES
+from ..engine.checks import integer_problem, number_problem
 from .presets import FEATURE_MAP_PRESETS, PRESETS, SEQUENCE_PRESETS
 
 LOSSES = ("contrastive", "contrastive-linear", "chopra", "triplet", "koch", "nt-xent", "relation")
@@ -137,18 +136,15 @@ def check_preset_fits(preset, data):
 
 
 def _number(config, name, low, high=None, low_included=True):
-    value = getattr(config, name)
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= low if low_included else value > low) and (high is None or value < high)
-    if not ok:
-        bound = f"{'>=' if low_included else '>'} {low}" + (f" and < {high}" if high is not None else "")
-        raise ConfigError(name, f"must be a finite number {bound}, got {value!r}")
+    problem = number_problem(getattr(config, name), low, high, low_included)
+    if problem:
+        raise ConfigError(name, problem)
 
 
 def _integer(config, name, low):
-    value = getattr(config, name)
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-        raise ConfigError(name, f"must be an integer >= {low}, got {value!r}")
+    problem = integer_problem(getattr(config, name), low)
+    if problem:
+        raise ConfigError(name, problem)
 
 
 def resume_config(saved, given):

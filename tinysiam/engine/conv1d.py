@@ -5,9 +5,8 @@ step, as in a time-delay network (Bromley et al. 1993). All three ops read the
 same strided view of x, one row of K values per output step (``windows``), and
 send their gradients back through ``add_to_windows``, its backward.
 """
-import numpy as np
-
 from .backend import xp_of
+from .checks import check_integer
 from .tensor import Function, Tensor
 
 
@@ -110,11 +109,6 @@ class AvgPool1dOp(Function):
         return add_to_windows(xp.zeros(self.x_shape, dtype=g.dtype), grad_windows, self.stride)
 
 
-def _check_int(fn, name, value, low):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{fn}: {name} must be an integer >= {low}, got {value!r}")
-
-
 def _check_sequences(fn, x):
     if not isinstance(x, Tensor):
         raise TypeError(f"{fn}: x must be a Tensor, got {type(x).__name__}")
@@ -151,7 +145,7 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1):
     if len({t.dtype for t in inputs}) > 1:
         raise TypeError(f"conv1d: dtypes differ: {[str(t.dtype) for t in inputs]}")
     for name, value, low in (("stride", stride, 1), ("padding", padding, 0), ("dilation", dilation, 1)):
-        _check_int("conv1d", name, value, low)
+        check_integer(f"conv1d: {name}", value, low=low)
     _check_reach("conv1d", x, dilation * (weight.shape[2] - 1) + 1, padding)
     return Conv1dOp(stride, padding, dilation)(*inputs)
 
@@ -159,8 +153,8 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1):
 def _pool1d(fn, op_class, x, kernel_size, stride):
     _check_sequences(fn, x)
     stride = kernel_size if stride is None else stride
-    _check_int(fn, "kernel_size", kernel_size, 1)
-    _check_int(fn, "stride", stride, 1)
+    check_integer(f"{fn}: kernel_size", kernel_size, low=1)
+    check_integer(f"{fn}: stride", stride, low=1)
     _check_reach(fn, x, kernel_size)
     return op_class(kernel_size, stride)(x)
 

@@ -1,11 +1,8 @@
 """Layers: Linear, Conv2d, MaxPool2d, Flatten, activations, Dropout, Sequential."""
-import numbers
-
-import numpy as np
-
 from ..engine import ops
 from ..engine.backend import xp_of
-from ..engine.conv import _pair, conv2d, max_pool2d
+from ..engine.checks import check_integer, check_number, int_pair
+from ..engine.conv import conv2d, max_pool2d
 from ..engine.conv1d import avg_pool1d, conv1d, max_pool1d
 from ..engine.tensor import Function, Tensor
 from . import init as initializers
@@ -23,8 +20,7 @@ def check_float_input(layer, x):
 def check_sizes(layer, **sizes):
     """Feature and channel counts must be positive integers."""
     for name, value in sizes.items():
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
+        check_integer(f"{layer}: {name}", value, low=1)
 
 
 class LinearOp(Function):
@@ -83,7 +79,7 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, init="he", rng=None):
         super().__init__()
         check_sizes("Conv2d", in_channels=in_channels, out_channels=out_channels)
-        kh, kw = _pair(kernel_size, "kernel_size")
+        kh, kw = int_pair("kernel_size", kernel_size)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
         weight, b = initializers.weight_and_bias(init, (out_channels, in_channels, kh, kw), in_channels * kh * kw,
@@ -152,8 +148,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, rng=None):
         super().__init__()
-        if not isinstance(p, numbers.Real) or not 0 <= p < 1:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
+        check_number("Dropout: p", p, low=0, high=1)
         self.p, self.rng = p, rng
 
     def forward(self, x):

@@ -6,13 +6,12 @@ its class labels, and return index arrays ``(anchor, positive, negative)``
 into that batch; index the embedding tensor with them and pass the rows to
 ``triplet_loss``. Everything works on whole index arrays (no loop over pairs).
 """
-import numbers
 
 import numpy as np
 
 from ..engine.backend import to_numpy
+from ..engine.checks import check_integer, check_number
 from .distances import pairwise_distances
-from .losses import check_positive
 from ..engine.tensor import Tensor
 
 
@@ -76,7 +75,7 @@ class PairSampler:
     def sample(self, n):
         """(left, right, same) arrays of length n: ceil(n/2) same-class pairs (``same=1``, two
         different items) and floor(n/2) different-class pairs, in random order."""
-        _check_count(n)
+        check_integer("n", n, low=1)
         g = self.by_class
         n_same = (n + 1) // 2
         same_classes = g.rng.choice(self.with_pairs, size=n_same)
@@ -104,17 +103,12 @@ class TripletSampler:
 
     def sample(self, n):
         """(anchor, positive, negative) index arrays of length n; anchor != positive."""
-        _check_count(n)
+        check_integer("n", n, low=1)
         g = self.pairs.by_class
         classes = g.rng.choice(self.pairs.with_pairs, size=n)
         anchor, positive = g.two_distinct_items(classes)
         others = (classes + g.rng.integers(1, len(g.classes), size=n)) % len(g.classes)
         return anchor, positive, g.random_items(others)
-
-
-def _check_count(n):
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
 
 
 def _batch(embeddings, labels, metric):
@@ -181,7 +175,7 @@ def semi_hard_triplets(embeddings, labels, margin=1.0, metric="l2"):
     one beyond d(a, p) + margin, whichever lies closer to the band (TF Addons differs; see
     docs/derivations.md#mining).
     """
-    check_positive("margin", margin)
+    check_number("margin", margin, low=0, low_included=False)
     d, positive, negative = _batch(embeddings, labels, metric)
     anchor, pos = np.nonzero(positive)  # every ordered (anchor, positive) pair
     d_ap, d_an, is_negative = d[anchor, pos][:, None], d[anchor], negative[anchor]  # (pairs, 1), (pairs, B)
