@@ -60,6 +60,8 @@ results-digits: $(STAMP)
 results-tdnn: $(STAMP)
 	$(BIN)/tinysiam train --recipe tdnn --data-dir $(DATA_DIR) --out $(RESULTS_RUNS)/tdnn-strokes --overwrite \
 		--record tdnn-strokes
+	$(BIN)/tinysiam train --recipe omniglot-demo --data strokes-images --data-dir $(DATA_DIR) \
+		--out $(RESULTS_RUNS)/strokes-images --overwrite --record strokes-images
 
 # the learning curves in docs/, from the records
 curves: $(STAMP)

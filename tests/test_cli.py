@@ -333,6 +333,31 @@ def test_strokes_training_is_tested_next_to_dtw_and_pixels(data_root, tmp_path, 
         capsys.readouterr().err
 
 
+def test_an_image_net_trained_on_the_strokes_split_is_scored_on_the_same_pairs(data_root, tmp_path, capsys):
+    """--data strokes-images: the drawings' images of the strokes' training alphabets; the test is the
+    strokes' protocol (the same pairs, DTW and pixel baselines), the model scoring the images."""
+    from tinysiam.data.splits import STROKES_TEST_ALPHABETS, load_split
+
+    out = tmp_path / "images"
+    assert main(["train", "--recipe", "omniglot-demo", "--data", "strokes-images", "--data-dir", str(data_root),
+                 "--epochs", "1", "--steps-per-epoch", "2", "--val-episodes", "20", "--quiet", "--no-plots",
+                 "--out", str(out)]) == 0
+    assert "omniglot28, trained" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert results["test_alphabets"] == sorted(STROKES_TEST_ALPHABETS) and results["test_pairs"] == 2000
+    train, _, _ = load_split("strokes-images", (28, 28), 0, data_root, "alphabets")
+    strokes_train, _, _ = load_split("strokes", (5, 128), 0, data_root, "alphabets")
+    assert train.names == strokes_train.names and train.images.shape[1:] == (1, 28, 28)
+    # the baselines are the strokes run's own: the same pairs of the same drawings
+    tdnn = tmp_path / "tdnn"
+    assert main(["train", "--recipe", "tdnn", "--data-dir", str(data_root), "--epochs", "1", "--steps-per-epoch", "1",
+                 "--val-episodes", "20", "--quiet", "--no-plots", "--out", str(tdnn)]) == 0
+    strokes_results = json.loads((tdnn / "results.json").read_text())
+    for name in ("test_verification_auc_dtw", "test_verification_eer_raw_pixels"):
+        assert results[name] == strokes_results[name]
+    assert results["test_verification_auc"] != strokes_results["test_verification_auc"]
+
+
 def test_gradcheck_command_passes(capsys):
     assert main(["gradcheck", "--group", "op"]) == 0
     assert "0 failed" in capsys.readouterr().out

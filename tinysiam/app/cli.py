@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.splits import DATA_SETS, SEQUENCE_DATA_SETS, load_split
+from ..data.splits import DATA_SETS, STROKES_PROTOCOL_DATA_SETS, load_split
 from ..engine import backend
 from ..engine import debug as engine_debug
 from ..serialization import write_text_atomic
@@ -116,7 +116,7 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
                    "val_verification_eer": run.read_meta("best.npz")["calibration"]["eer"],
                    "training_seconds": sum(row["seconds"] for row in trainer.history), "history": trainer.history}
         model, _ = load_model(run.path / "best.npz", device=config.device)
-        if config.data in SEQUENCE_DATA_SETS:  # pen trajectories: verification next to DTW and pixels
+        if config.data in STROKES_PROTOCOL_DATA_SETS:  # verification next to DTW and pixels
             summary.update(trajectory_test(model, config.preset, test, config.seed, data_dir))
         elif test is not None:
             way = min(config.val_way, len(test.classes))
@@ -136,14 +136,17 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
 
 def trajectory_test(model, preset, test, seed, data_dir):
     """The model (its tower the ``preset``) on 2000 seeded verification pairs of the test alphabets' pen
-    trajectories, next to DTW on the same trajectories and raw pixels of the same drawings (their images,
-    from the data folder); prints the three and returns the results dict."""
+    trajectories (an image preset: of their drawings' images), next to DTW on the same trajectories and raw
+    pixels of the same drawings (their images, from the data folder); prints the three, returns the results."""
     from ..data.splits import drawing_images
     from ..evaluation.held_out import TRAJECTORY_PIXEL_SIZE, evaluate_trajectories
+    from .presets import SEQUENCE_PRESETS
 
     with blame():  # names --data-dir or the archive
         images = drawing_images(test.names, TRAJECTORY_PIXEL_SIZE, data_dir)
-    result = evaluate_trajectories(model, test, images, pairs=2000, seed=seed)
+        model_images = None if preset in SEQUENCE_PRESETS else \
+            drawing_images(test.names, PRESETS[preset].input_size, data_dir)
+    result = evaluate_trajectories(model, test, images, pairs=2000, seed=seed, model_images=model_images)
     height, width = TRAJECTORY_PIXEL_SIZE
     print(f"verification on the held-out alphabets {', '.join(result['test_alphabets'])} "
           f"({result['test_classes']} characters): {result['test_pairs']} pairs (seed {seed}), half of one "
@@ -397,7 +400,7 @@ def cmd_eval(args, given):
             _, _, test = load_split(data, PRESETS[config.preset].input_size, config.seed, args.data_dir)
         if test is None:
             raise UserError(f"--data {data} has no held-out test classes; use --protocol lake")
-        if data in SEQUENCE_DATA_SETS:
+        if data in STROKES_PROTOCOL_DATA_SETS:
             summary = trajectory_test(model, config.preset, test, args.seed, args.data_dir)
         else:
             with blame():

@@ -15,7 +15,7 @@ LOSSES = ("contrastive", "contrastive-linear", "chopra", "triplet", "koch", "nt-
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 VAL_SPLITS = ("classes", "alphabets")
-ALPHABET_DATA_SETS = ("omniglot", "omniglot-demo", "strokes")  # the data sets whose classes have alphabets
+ALPHABET_DATA_SETS = ("omniglot", "omniglot-demo", "strokes", "strokes-images")  # the data sets whose classes have alphabets
 # the distance trained embeddings are compared with: the one their loss shaped (L2 for the others)
 METRICS = {"chopra": "l1", "nt-xent": "cosine"}
 MAX_BATCH = 65536  # a larger batch is a typo, not a run (it would exhaust memory before the first step)

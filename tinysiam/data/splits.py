@@ -10,6 +10,8 @@ The policy, one line per data set (test classes are never trained on):
   (``bundle.py``; no data folder needed);
 - ``strokes``: Omniglot's pen trajectories; the alphabets ``STROKES_TEST_ALPHABETS`` test, the
   others train and validate as ``omniglot``'s characters do (``val_split="alphabets"``: whole alphabets);
+- ``strokes-images``: the images of the same drawings, split alike, for an image Siamese net on the
+  strokes' protocol (its test part stays the trajectories: they draw the pairs and hold DTW's input);
 - ``faces``: 30 subjects train (25) and validate (5), 10 test;
 - ``mnist``: digits 0-4 of the training file train (90%) and validate (10%), digits 5-9 of the test file test.
 """
@@ -20,8 +22,10 @@ import numpy as np
 
 from .datasets import LabelledImages, pillow, resize
 
-DATA_SETS = ("digits", "omniglot", "faces", "mnist", "omniglot-demo", "strokes")
+DATA_SETS = ("digits", "omniglot", "faces", "mnist", "omniglot-demo", "strokes", "strokes-images")
 SEQUENCE_DATA_SETS = ("strokes",)  # their items are sequences (features, length), not images
+# tested by verification on the strokes' test alphabets, next to DTW and raw pixels
+STROKES_PROTOCOL_DATA_SETS = ("strokes", "strokes-images")
 # the archives (or the folders they unpack to) of each data set, tried in this order
 ARCHIVES = {
     "omniglot": ["images_background", "images_background_small1", "images_background_small2"],
@@ -95,6 +99,9 @@ def load_split(data, size, seed=0, data_dir=None, val_split="classes"):
     if data == "omniglot":
         archives = find_archives(root, ARCHIVES["omniglot"], "Omniglot background set")
         return (*split_omniglot(load_omniglot(archives, size=size), seed, val_split), None)
+    if data == "strokes-images":  # the strokes' split, trained and validated on the drawings' images
+        train, val, test = load_split("strokes", (None, 128), seed, data_dir, val_split)
+        return drawing_images(train.names, size, data_dir), drawing_images(val.names, size, data_dir), test
     if data == "strokes":
         archives = find_archives(root, ARCHIVES["strokes"], "Omniglot strokes set")
         strokes = load_omniglot_strokes(archives, length=size[1])

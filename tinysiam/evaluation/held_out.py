@@ -63,15 +63,17 @@ def _plot(model, test, way, seed, plot_dir, fpr, tpr, auc, eer, embeddings):
 TRAJECTORY_PIXEL_SIZE = (14, 14)
 
 
-def evaluate_trajectories(model, test, images, pairs=2000, seed=0):
+def evaluate_trajectories(model, test, images, pairs=2000, seed=0, model_images=None):
     """Verification on ``test`` (LabelledSequences of held-out alphabets): ``pairs`` seeded balanced pairs,
     the different ones within one alphabet, scored by the model, by DTW on the trajectories and by the
     raw-pixel distance on ``images`` (LabelledImages of the same drawings in the same order); a dict of
-    their AUCs and EERs."""
-    if images.names != test.names:
-        raise ValueError("images must hold the drawings of test in its order (images.align_to(test.names))")
+    their AUCs and EERs. An image model scores ``model_images`` (the same drawings at its input size)."""
+    for given in (images, model_images):
+        if given is not None and given.names != test.names:
+            raise ValueError("images must hold the drawings of test in its order (images.align_to(test.names))")
     drawn = verification_pairs(test.labels, pairs, seed, groups=test.groups)
-    results = {"": evaluate_verification(model.pair_scores, test.sequences, drawn),
+    model_items = test.sequences if model_images is None else model_images.images
+    results = {"": evaluate_verification(model.pair_scores, model_items, drawn),
                "_dtw": evaluate_verification(dtw_pair_scores, test.sequences, drawn),
                "_raw_pixels": evaluate_verification(pixel_pair_scores, images.images, drawn)}
     summary = {"test_classes": len(test.classes), "test_pairs": pairs,
