@@ -368,3 +368,13 @@ def test_patience_stops_after_that_many_epochs_without_a_better_accuracy(tmp_pat
         history = Trainer(koch2015_small(epochs=6, steps_per_epoch=1, patience=3), train, val, run,
                           progress=False).fit()
     assert [row["val_6way_accuracy"] for row in history] == [0.3, 0.5, 0.4, 0.5, 0.45]  # 0.5 equalled, not beaten
+
+
+def test_a_koch2015_checkpoints_config_resumes_with_the_recipe_given_again():
+    from tinysiam.app.config import resume_config
+
+    recipe = RECIPES["koch2015"]
+    saved = TrainConfig.from_dict(json.loads(json.dumps(TrainConfig(**recipe).to_dict())))  # lists, as stored
+    assert saved == TrainConfig(**recipe)
+    config, changes = resume_config(saved, dict(recipe))  # `train --recipe koch2015 --resume`
+    assert changes == {} and config == saved
