@@ -281,8 +281,8 @@ class CosineLR(LRSchedule):
 
 class MomentumRamp(Schedule):
     """SGD momentum that starts at ``start`` in every group and moves linearly, once per ``step_size`` calls of
-    step() (an epoch), to each group's own momentum, reached after ``length`` such epochs (Koch et al. 2015:
-    from 0.5, a step each epoch, to each layer's mu_j)."""
+    step() (an epoch), to each group's own momentum (its value when the ramp is made), reached after ``length``
+    such epochs (Koch et al. 2015: from 0.5, a step each epoch, to each layer's mu_j)."""
 
     def __init__(self, optimizer, length, step_size=1, start=0.5):
         name = type(self).__name__
