@@ -27,12 +27,12 @@ RECIPES = {
     # Koch et al. 2015's own training (docs/recipes.md): their net and head at 105x105, 128 pairs a step, SGD with
     # each layer's rate, momentum and L2 weight (tower layers with weights, then the head), rates down 1% an epoch,
     # momentum ramped from 0.5, their distortions, and the best epoch by 20-way one-shot accuracy on 320 episodes
-    # of held-out alphabets, stopping after 20 epochs without a better one. A GPU job
+    # of held-out alphabets, stopping after 20 epochs without a better one. The paper does not publish its
+    # per-layer values: these are one setting for every layer, the rate chosen on validation alphabets. A GPU job
     "koch2015": dict(data="omniglot", preset="koch", loss="koch", optimizer="sgd", batch=128, lr=1e-2,
-                     layer_lr_scale=(1.0, 1.0, 1.0, 1.0, 1.0, 1.0), layer_momentum=(0.9, 0.9, 0.9, 0.9, 0.9, 0.9),
-                     layer_weight_decay=(2e-4, 2e-4, 2e-4, 2e-4, 2e-4, 2e-4), momentum_ramp=10, lr_schedule="exponential", lr_decay=0.99,
-                     augment=True, val_split="alphabets", val_way=20, val_episodes=320, epochs=200,
-                     steps_per_epoch=1000, patience=20),
+                     layer_lr_scale=(1.0,) * 6, layer_momentum=(0.9,) * 6, layer_weight_decay=(2e-4,) * 6,
+                     momentum_ramp=10, lr_schedule="exponential", lr_decay=0.99, augment=True, val_split="alphabets",
+                     val_way=20, val_episodes=320, epochs=200, steps_per_epoch=1000, patience=20),
     # `tinysiam demo --data digits`: seconds on scikit-learn's 8x8 digits
     "digits-demo": dict(data="digits", preset="digits", loss="triplet", epochs=6, steps_per_epoch=60, val_way=5),
 }
