@@ -8,7 +8,7 @@ DATA_DIR ?= ../shared/data
 RESULTS_RUNS := runs/results
 
 .PHONY: demo test test-slow gradcheck bench clean results-demo results-omniglot results-faces results-baselines \
-	results-digits curves
+	results-digits results-tdnn curves
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ results-baselines: $(STAMP)
 
 results-digits: $(STAMP)
 	$(BIN)/tinysiam demo --data digits --out $(RESULTS_RUNS)/digits-demo --overwrite --record digits-demo
+
+# Bromley et al.'s time-delay net on Omniglot's pen trajectories, next to DTW and raw pixels (docs/signatures.md)
+results-tdnn: $(STAMP)
+	$(BIN)/tinysiam train --recipe tdnn --data-dir $(DATA_DIR) --out $(RESULTS_RUNS)/tdnn-strokes --overwrite \
+		--record tdnn-strokes
 
 # the learning curves in docs/, from the records
 curves: $(STAMP)

@@ -69,12 +69,12 @@ ENGINE = [
 ]
 
 LAYERS = [
-    ("Linear size", lambda: nn.Linear(0, 2), ValueError, "Linear: in_features must be a positive integer, got 0"),
+    ("Linear size", lambda: nn.Linear(0, 2), ValueError, "Linear: in_features must be an integer >= 1, got 0"),
     ("Linear input", lambda: nn.Linear(4, 2)(f32(3, 5)), ValueError, "expected last dimension 4"),
     ("Conv2d integer input", lambda: nn.Conv2d(1, 1, 3)(T(np.ones((1, 1, 4, 4), int))), TypeError,
      "Conv2d: input has dtype int"),
     ("Conv2d channels", lambda: nn.Conv2d(3, 1, 3)(f32(1, 1, 4, 4)), ValueError, "expected input (N, 3, H, W)"),
-    ("Dropout p", lambda: nn.Dropout(1.0), ValueError, "Dropout: p must be in [0, 1), got 1.0"),
+    ("Dropout p", lambda: nn.Dropout(1.0), ValueError, "Dropout: p must be a finite number >= 0 and < 1, got 1.0"),
     ("BatchNorm momentum", lambda: nn.BatchNorm2d(3, momentum=2), ValueError, "momentum must be in [0, 1], got 2"),
     ("BatchNorm one value", batchnorm_on_one_value, ValueError, "more than one value per feature"),
     ("Sequential item", lambda: nn.Sequential(nn.ReLU(), 3), TypeError, "Sequential: item 1 is a int"),
@@ -83,7 +83,7 @@ LAYERS = [
     ("SGD lr nan", lambda: optim.SGD(nn.Linear(2, 2).parameters(), lr=float("nan")), ValueError,
      "SGD: lr must be a finite number >= 0, got nan"),
     ("SGD momentum", lambda: optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1, momentum=1.0), ValueError,
-     "SGD: momentum must be in [0, 1), got 1.0"),
+     "SGD: momentum must be a finite number >= 0 and < 1, got 1.0"),
     ("Adam betas", lambda: optim.Adam(nn.Linear(2, 2).parameters(), betas=(0.9,)), ValueError, "Adam: betas must"),
     ("optimizer empty", lambda: optim.Adam([]), ValueError, "Adam: got an empty parameter list"),
     ("StepLR step", lambda: optim.StepLR(optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1), 0), ValueError,
@@ -93,9 +93,9 @@ LAYERS = [
 two = T(np.ones((2, 3)))
 SIAMESE = [
     ("contrastive margin 0", lambda: losses.contrastive_loss(T(np.ones(2)), [1, 0], margin=0), ValueError,
-     "margin must be a positive finite number, got 0"),
+     "margin must be a finite number > 0, got 0"),
     ("contrastive margin inf", lambda: losses.contrastive_loss(T(np.ones(2)), [1, 0], margin=float("inf")),
-     ValueError, "margin must be a positive finite number, got inf"),
+     ValueError, "margin must be a finite number > 0, got inf"),
     ("contrastive labels", lambda: losses.contrastive_loss(T(np.ones(2)), [1, 2]), ValueError,
      "same must hold only 0 (different) and 1 (same), got values like [2]"),
     ("contrastive label shape", lambda: losses.contrastive_loss(T(np.ones(2)), [[1], [0]]), ValueError,
@@ -111,7 +111,7 @@ SIAMESE = [
     ("nt-xent one pair", lambda: losses.nt_xent_loss(T(np.ones((1, 3))), T(np.ones((1, 3)))), ValueError,
      "needs at least 2 pairs"),
     ("nt-xent temperature", lambda: losses.nt_xent_loss(two, two, temperature=-1), ValueError,
-     "temperature must be a positive finite number, got -1"),
+     "temperature must be a finite number > 0, got -1"),
     ("chopra q", lambda: losses.chopra_energy_loss(T(np.ones(2)), [1, 0], q=0), ValueError, "q must be"),
     ("reduction", lambda: losses.bce_with_logits(T(np.ones(2)), [1, 0], reduction="avg"), ValueError,
      "reduction must be one of ('mean', 'sum', 'none'), got 'avg'"),
@@ -122,11 +122,11 @@ SIAMESE = [
     ("pair sampler one class", lambda: mining.PairSampler(np.zeros(5, int)), ValueError,
      "PairSampler needs at least 2 classes"),
     ("sampler count", lambda: mining.PairSampler(np.array([0, 0, 1, 1])).sample(0), ValueError,
-     "n must be a positive integer, got 0"),
+     "n must be an integer >= 1, got 0"),
     ("batch-hard one label", lambda: mining.batch_hard_triplets(np.ones((3, 2)), np.zeros(3)), ValueError,
      "no valid negative"),
     ("semi-hard margin", lambda: mining.semi_hard_triplets(np.ones((4, 2)), np.array([0, 0, 1, 1]), margin=-1),
-     ValueError, "margin must be a positive finite number, got -1"),
+     ValueError, "margin must be a finite number > 0, got -1"),
 ]
 
 

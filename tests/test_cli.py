@@ -8,6 +8,7 @@ import pytest
 
 from tinysiam.app.cli import build_parser, main
 from tinysiam.app.config import LOSSES, TrainConfig
+from conftest import write_png
 
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
@@ -164,6 +165,13 @@ def test_training_options_take_their_defaults_from_the_config():
     (["train", "--out", "x", "--val-way", "1"], "--val-way must be an integer >= 2, got 1"),
     (["train", "--out", "x", "--val-way", "50"], "--val-way must be between 2 and 5"),
     (["train", "--out", ""], "--out must name a folder"),
+    (["train", "--data", "strokes", "--out", "x"],
+     "--preset 'digits' does not fit --data strokes: its pen trajectories need a preset over sequences (tdnn)"),
+    (["train", "--preset", "tdnn", "--out", "x"], "--preset 'tdnn' does not fit --data digits: its images need a "
+                                                  "preset over images"),
+    (["train", "--recipe", "tdnn", "--flip", "--out", "x"], "--flip works on images; --data strokes holds pen "
+                                                            "trajectories"),
+    (["train", "--recipe", "tdnn", "--tta", "--out", "x"], "--tta works on images"),
     (["eval", "--protocol", "lake"], "exactly one of --checkpoint or --baseline"),
     (["eval", "--checkpoint", "/nonexistent.npz"], "no such file"),
 ])
@@ -274,6 +282,55 @@ def test_train_on_the_att_faces_reports_verification(data_root, tmp_path):
     expected = evaluate_held_out(model, test, 5, seed=config.seed)
     assert results["test_classes"] == 10
     assert results["test_verification_eer"] == pytest.approx(expected["test_verification_eer"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("START\n1,2,0\nx\nBREAK\n", "0001_01.txt, line 3: expected 'x,y,t' (three numbers), START or BREAK, got 'x'"),
+    ("START\n1,2,0\nBREAK\nBREAK\n", "0001_01.txt, line 4: BREAK closes a stroke without points"),
+    ("START\n1,2,0\n", "0001_01.txt, line 2: the stroke starting here has no closing BREAK"),
+    ("START\n1,2,0\nBREAK\n", "lack the test alphabets ['Balinese', 'Japanese_(katakana)', 'Tagalog']"),
+])
+def test_bad_strokes_data_stops_training_with_one_line(text, message, tmp_path, capsys):
+    drawing = tmp_path / "data" / "strokes_background_small1" / "Alpha" / "character01" / "0001_01.txt"
+    drawing.parent.mkdir(parents=True)
+    drawing.write_text(text)
+    assert main(["train", "--recipe", "tdnn", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tinysiam: error: --data strokes: ") and message in err and err.count("\n") == 1
+
+
+def test_strokes_training_is_tested_next_to_dtw_and_pixels(data_root, tmp_path, monkeypatch, capsys):
+    from tinysiam.app.model import load_model
+    from tinysiam.data.splits import STROKES_TEST_ALPHABETS, drawing_images, load_split
+    from tinysiam.evaluation.held_out import TRAJECTORY_PIXEL_SIZE, evaluate_trajectories
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "tdnn"
+    assert main(["train", "--recipe", "tdnn", "--data-dir", str(data_root), "--epochs", "1", "--steps-per-epoch", "2",
+                 "--val-episodes", "50", "--quiet", "--no-plots", "--out", str(out), "--record", "tdnn-tiny"]) == 0
+    printed = capsys.readouterr().out
+    assert all(name in printed for name in ("tdnn, trained", "DTW on position and direction", "raw pixels at 14x14"))
+    results = json.loads((out / "results.json").read_text())
+    assert results["test_alphabets"] == sorted(STROKES_TEST_ALPHABETS) and results["test_pairs"] == 2000
+    model, config = load_model(out / "best.npz")
+    test = load_split("strokes", (5, 128), config.seed, data_root, config.val_split)[2]
+    expected = evaluate_trajectories(model, test, drawing_images(test.names, TRAJECTORY_PIXEL_SIZE, data_root),
+                                     seed=config.seed)
+    assert expected == {name: results[name] for name in expected}
+    record = json.loads((tmp_path / "results" / "tdnn-tiny.json").read_text())
+    assert record["metrics"]["test_verification_auc_dtw"] == results["test_verification_auc_dtw"]
+    # the checkpoint evaluates on the same protocol; on images it is refused in one line
+    assert main(["eval", "--protocol", "nway", "--checkpoint", str(out / "best.npz"), "--data-dir", str(data_root),
+                 "--out", str(tmp_path / "eval")]) == 0
+    assert json.loads((tmp_path / "eval" / "eval_nway.json").read_text()) == expected
+    assert main(["eval", "--checkpoint", str(out / "best.npz"), "--data-dir", str(data_root)]) == 2
+    assert "its preset 'tdnn' does not fit --data omniglot: its images need a preset over images" in \
+        capsys.readouterr().err
+    png = write_png(tmp_path / "a.png", np.zeros((8, 8)))
+    assert main(["verify", str(png), str(png), "--checkpoint", str(out / "best.npz")]) == 2
+    assert "its preset 'tdnn' takes pen trajectories, not the image files this command reads" in \
+        capsys.readouterr().err
 
 
 def test_gradcheck_command_passes(capsys):

@@ -52,7 +52,7 @@ def test_samplers_refuse_unusable_labels(labels, message):
 def test_samplers_refuse_a_bad_count(n):
     labels = np.repeat(np.arange(3), 2)
     for sampler in (PairSampler(labels), TripletSampler(labels)):
-        with pytest.raises(ValueError, match=f"n must be a positive integer, got {n!r}"):
+        with pytest.raises(ValueError, match=f"n must be an integer >= 1, got {n!r}"):
             sampler.sample(n)
 
 

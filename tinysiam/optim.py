@@ -13,9 +13,9 @@ e.g. Koch et al.'s per-layer learning rates::
 optimizer's own buffers (velocity, moments) are private arrays, updated in place.
 """
 import math
-import numbers
 
 from .engine.backend import to_numpy, xp_of
+from .engine.checks import check_integer, check_number, number_problem
 from .engine.tensor import Tensor, no_grad
 
 
@@ -61,9 +61,7 @@ class Optimizer:
         """Raise ValueError naming the first bad setting of ``group``."""
         name = type(self).__name__
         for key in ("lr", "weight_decay"):
-            value = group[key]
-            if not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name}: {key} must be a finite number >= 0, got {value!r}")
+            check_number(f"{name}: {key}", group[key], low=0)
 
     def zero_grad(self):
         for group in self.param_groups:
@@ -145,8 +143,7 @@ class SGD(Optimizer):
 
     def _validate(self, group):
         super()._validate(group)
-        if not isinstance(group["momentum"], numbers.Real) or not 0 <= group["momentum"] < 1:
-            raise ValueError(f"SGD: momentum must be in [0, 1), got {group['momentum']!r}")
+        check_number("SGD: momentum", group["momentum"], low=0, high=1)
         if group["nesterov"] and not group["momentum"]:
             raise ValueError("SGD: nesterov=True needs a momentum > 0")
 
@@ -177,10 +174,9 @@ class Adam(Optimizer):
     def _validate(self, group):
         super()._validate(group)
         betas = tuple(group["betas"]) if isinstance(group["betas"], (tuple, list)) else ()
-        if len(betas) != 2 or not all(isinstance(b, numbers.Real) and 0 <= b < 1 for b in betas):
+        if len(betas) != 2 or any(number_problem(b, low=0, high=1) for b in betas):
             raise ValueError(f"Adam: betas must be a pair of numbers in [0, 1), got {group['betas']!r}")
-        if not isinstance(group["eps"], numbers.Real) or group["eps"] < 0:
-            raise ValueError(f"Adam: eps must be a number >= 0, got {group['eps']!r}")
+        check_number("Adam: eps", group["eps"], low=0)
         group["betas"] = betas
 
     def update(self, p, grad, group, state):
@@ -247,10 +243,8 @@ class StepLR(LRSchedule):
 
     def __init__(self, optimizer, step_size, gamma=0.1):
         name = type(self).__name__
-        if not isinstance(step_size, numbers.Integral) or step_size < 1:
-            raise ValueError(f"{name}: step_size must be an integer >= 1, got {step_size!r}")
-        if not isinstance(gamma, numbers.Real) or not math.isfinite(gamma) or gamma <= 0:
-            raise ValueError(f"{name}: gamma must be a number > 0, got {gamma!r}")
+        check_integer(f"{name}: step_size", step_size, low=1)
+        check_number(f"{name}: gamma", gamma, low=0, low_included=False)
         super().__init__(optimizer)
         self.step_size, self.gamma = step_size, gamma
 
@@ -270,8 +264,7 @@ class CosineLR(LRSchedule):
     (Loshchilov & Hutter 2017, without restarts); call step() after every optimizer step."""
 
     def __init__(self, optimizer, total):
-        if not isinstance(total, numbers.Integral) or total < 1:
-            raise ValueError(f"CosineLR: total must be an integer >= 1, got {total!r}")
+        check_integer("CosineLR: total", total, low=1)
         super().__init__(optimizer)
         self.total = total
 
@@ -286,11 +279,9 @@ class MomentumRamp(Schedule):
 
     def __init__(self, optimizer, length, step_size=1, start=0.5):
         name = type(self).__name__
-        for arg, value in (("length", length), ("step_size", step_size)):
-            if not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name}: {arg} must be an integer >= 1, got {value!r}")
-        if not isinstance(start, numbers.Real) or not 0 <= start < 1:
-            raise ValueError(f"{name}: start must be in [0, 1), got {start!r}")
+        check_integer(f"{name}: length", length, low=1)
+        check_integer(f"{name}: step_size", step_size, low=1)
+        check_number(f"{name}: start", start, low=0, high=1)
         if not isinstance(optimizer, SGD):
             raise TypeError(f"{name}: needs an SGD optimizer (the one with momentum), got {type(optimizer).__name__}")
         super().__init__(optimizer)

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.splits import DATA_SETS, load_split
+from ..data.splits import DATA_SETS, SEQUENCE_DATA_SETS, load_split
 from ..engine import backend
 from ..engine import debug as engine_debug
 from ..serialization import write_text_atomic
-from .config import ALPHABET_DATA_SETS, LOSSES, OPTIMIZERS, ConfigError, TrainConfig, resume_config
+from .config import (ALPHABET_DATA_SETS, LOSSES, OPTIMIZERS, ConfigError, TrainConfig, check_preset_fits,
+                     resume_config)
 from .errors import UserError, blame
 from .presets import PRESETS
 from .recipes import RECIPES, recipe_settings
@@ -46,7 +47,9 @@ TRAINING_OPTIONS = {
     "shot": dict(type=int, help="relation: support images per class (the rest of the episode are queries)"),
     "margin": dict(type=float, help="margin of the contrastive and triplet losses; Q of the chopra loss"),
     "temperature": dict(type=float, help="temperature of the nt-xent loss"),
-    "augment": dict(action=argparse.BooleanOptionalAction, help="Koch et al.'s affine distortions (needed by nt-xent)"),
+    "augment": dict(action=argparse.BooleanOptionalAction,
+                    help="distort training items: Koch et al.'s affine maps for images, pen-trajectory distortions "
+                         "for strokes (needed by nt-xent)"),
     "device": dict(choices=backend.DEVICES),
     "seed": dict(type=int),
     "val_way": dict(type=int, help="N of the N-way one-shot validation"),
@@ -63,7 +66,7 @@ TRAINING_OPTIONS.update({
     "tta": dict(action=argparse.BooleanOptionalAction,
                 help="test-time augmentation: embeddings averaged over each image and its four one-pixel shifts"),
     "val_split": dict(choices=("classes", "alphabets"),
-                      help="omniglot: validate on random characters, or on whole held-out alphabets, 20-way "
+                      help="omniglot, strokes: validate on random characters, or on whole held-out alphabets, 20-way "
                            "within one (like Lake's runs)"),
     "layer_lr_scale": dict(type=float, nargs="+", metavar="F",
                            help="one factor of --lr per layer with weights (the tower's, then the head's)"),
@@ -111,15 +114,18 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
             trainer.resume(changes)
             for name, (old, new) in changes.items():
                 print(f"resuming with {name} = {new} (was {old})", flush=True)
-        print(f"training {config.preset} with the {config.loss} loss on {config.data}: {len(train)} images of "
-              f"{len(train.classes)} classes, validating on {len(val)} images of {len(val.classes)} classes", flush=True)
+        print(f"training {config.preset} with the {config.loss} loss on {config.data}: {len(train)} {train.item_name} "
+              f"of {len(train.classes)} classes, validating on {len(val)} {val.item_name} of {len(val.classes)} "
+              "classes", flush=True)
         with engine_debug.detect_anomaly() if detect_anomaly else contextlib.nullcontext():
             trainer.fit()
         summary = {"best_val_accuracy": trainer.best_accuracy, "checkpoint": str(run.path / "best.npz"),
                    "val_verification_eer": run.read_meta("best.npz")["calibration"]["eer"],
                    "training_seconds": sum(row["seconds"] for row in trainer.history), "history": trainer.history}
         model, _ = load_model(run.path / "best.npz", device=config.device)
-        if test is not None:
+        if config.data in SEQUENCE_DATA_SETS:  # pen trajectories: verification next to DTW and pixels
+            summary.update(trajectory_test(model, config.preset, test, config.seed, data_dir))
+        elif test is not None:
             way = min(config.val_way, len(test.classes))
             summary.update(evaluate_held_out(model, test, way, seed=config.seed, plot_dir=run.path if plots else None))
             summary[f"test_{way}way_1shot_raw_pixels"] = raw_pixel_accuracy(test, way, seed=config.seed).accuracy
@@ -133,6 +139,27 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
             figures.plot_history(read_history(run.path), run.path / "loss.png")
         write_json(run.path / "results.json", summary)
     return summary
+
+
+def trajectory_test(model, preset, test, seed, data_dir):
+    """The model (its tower the ``preset``) on 2000 seeded verification pairs of the test alphabets' pen
+    trajectories, next to DTW on the same trajectories and raw pixels of the same drawings (their images,
+    from the data folder); prints the three and returns the results dict."""
+    from ..data.splits import drawing_images
+    from ..evaluation.held_out import TRAJECTORY_PIXEL_SIZE, evaluate_trajectories
+
+    with blame():  # names --data-dir or the archive
+        images = drawing_images(test.names, TRAJECTORY_PIXEL_SIZE, data_dir)
+    result = evaluate_trajectories(model, test, images, pairs=2000, seed=seed)
+    height, width = TRAJECTORY_PIXEL_SIZE
+    print(f"verification on the held-out alphabets {', '.join(result['test_alphabets'])} "
+          f"({result['test_classes']} characters): {result['test_pairs']} pairs (seed {seed}), half of one "
+          "character, half of two characters of one alphabet")
+    for name, suffix in ((f"{preset}, trained", ""), ("DTW on position and direction", "_dtw"),
+                         (f"raw pixels at {height}x{width}", "_raw_pixels")):
+        print(f"  {name:32s} AUC {result['test_verification_auc' + suffix]:.3f}   "
+              f"EER {result['test_verification_eer' + suffix]:.1%}")
+    return result
 
 
 def lake_test(model, config, data_dir, last=None, plot_dir=None):
@@ -349,6 +376,11 @@ def cmd_eval(args, given):
         check_device(args.device)
         with blame(f"--checkpoint {args.checkpoint}"):
             model, config = load_model(args.checkpoint, device=args.device)
+        data = "omniglot" if args.protocol == "lake" else args.data or config.data
+        try:
+            check_preset_fits(config.preset, data)
+        except ConfigError as error:
+            raise UserError(f"--checkpoint {args.checkpoint}: its {error}") from None
     if args.protocol == "lake":
         size = None if model is None else PRESETS[config.preset].input_size
         if args.runs:
@@ -368,15 +400,17 @@ def cmd_eval(args, given):
     else:
         if model is None:
             raise UserError(f"--protocol {args.protocol} needs --checkpoint (baselines run on --protocol lake)")
-        data = args.data or config.data
         with blame(f"--data {data}"):
             _, _, test = load_split(data, PRESETS[config.preset].input_size, config.seed, args.data_dir)
         if test is None:
             raise UserError(f"--data {data} has no held-out test classes; use --protocol lake")
-        with blame():
-            check_way(args.way, test, "--way")
-        summary = evaluate_held_out(model, test, args.way, seed=args.seed, plot_dir=out)
-        print(json.dumps(summary, indent=1))
+        if data in SEQUENCE_DATA_SETS:
+            summary = trajectory_test(model, config.preset, test, args.seed, args.data_dir)
+        else:
+            with blame():
+                check_way(args.way, test, "--way")
+            summary = evaluate_held_out(model, test, args.way, seed=args.seed, plot_dir=out)
+            print(json.dumps(summary, indent=1))
     if out is not None:
         write_json(out / f"eval_{args.protocol}.json", summary)
     record(args.record, summary, start)
@@ -464,7 +498,8 @@ def build_parser():
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint or a baseline")
     ev.add_argument("--protocol", choices=("lake", "nway"), default="lake",
-                    help="lake: Lake's 20 Omniglot runs; nway: one-shot, ROC and retrieval on held-out classes")
+                    help="lake: Lake's 20 Omniglot runs; nway: one-shot, ROC and retrieval on held-out classes "
+                         "(strokes: verification next to DTW and raw pixels)")
     ev.add_argument("--checkpoint")
     ev.add_argument("--baseline", choices=("mhd", "pixels"))
     ev.add_argument("--runs", help="all_runs.zip or its folder (default: found under --data-dir)")

@@ -4,19 +4,18 @@ The command line's options are these fields (``--steps-per-epoch`` is ``steps_pe
 an option the user does not give takes the default written here. A checkpoint stores its
 config, so a run can be resumed and a model rebuilt from the file alone.
 """
-import math
-import numbers
 from dataclasses import asdict, dataclass, fields, replace
 
-from ..data.splits import DATA_SETS
+from ..data.splits import DATA_SETS, SEQUENCE_DATA_SETS
 from ..engine.backend import DEVICES
-from .presets import FEATURE_MAP_PRESETS, PRESETS
+from ..engine.checks import integer_problem, number_problem
+from .presets import FEATURE_MAP_PRESETS, PRESETS, SEQUENCE_PRESETS
 
 LOSSES = ("contrastive", "contrastive-linear", "chopra", "triplet", "koch", "nt-xent", "relation")
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 VAL_SPLITS = ("classes", "alphabets")
-ALPHABET_DATA_SETS = ("omniglot", "omniglot-demo")  # the data sets whose classes have alphabets
+ALPHABET_DATA_SETS = ("omniglot", "omniglot-demo", "strokes")  # the data sets whose classes have alphabets
 # the distance trained embeddings are compared with: the one their loss shaped (L2 for the others)
 METRICS = {"chopra": "l1", "nt-xent": "cosine"}
 MAX_BATCH = 65536  # a larger batch is a typo, not a run (it would exhaust memory before the first step)
@@ -62,10 +61,10 @@ class TrainConfig:
     per_class: int = 4  # triplet: images per class in a batch (K of P x K; P = batch // K classes)
     normalize: bool = False  # embeddings of unit length (an L2-normalising last layer)
     standardize: bool = False  # each image to mean 0, variance 1 (a first layer), e.g. for faces' lighting
-    augment_strength: float = 1.0  # scales the ranges of Koch's distortions (0.5: half of each)
+    augment_strength: float = 1.0  # scales the ranges of the distortions (0.5: half of each)
     flip: bool = False  # mirror half of the training images left to right (faces, not characters)
     tta: bool = False  # an image's embedding is the mean over it and its four one-pixel shifts
-    val_split: str = "classes"  # omniglot: "alphabets" validates on whole held-out alphabets, within one each
+    val_split: str = "classes"  # omniglot, strokes: "alphabets" validates on whole held-out alphabets, within one each
     # per-layer settings (Koch et al. 2015); the layers are those with weights, the tower's, then the head's
     layer_lr_scale: tuple = ()  # each layer's rate is lr times its factor; empty: 1 for every layer
     layer_momentum: tuple = ()  # sgd: each layer's momentum; empty: momentum for every layer
@@ -103,6 +102,11 @@ class TrainConfig:
         if self.val_split == "alphabets" and self.data not in ALPHABET_DATA_SETS:
             raise ConfigError("val_split", f"'alphabets' needs a data set with alphabets ({', '.join(ALPHABET_DATA_SETS)}), "
                               f"got --data {self.data}")
+        check_preset_fits(self.preset, self.data)
+        if self.data in SEQUENCE_DATA_SETS:
+            for name in ("flip", "tta"):  # both move pixels
+                if getattr(self, name):
+                    raise ConfigError(name, f"works on images; --data {self.data} holds pen trajectories")
         if self.normalize and self.preset in FEATURE_MAP_PRESETS:
             raise ConfigError("normalize", f"needs a flat embedding; {self.preset!r} outputs feature maps")
         if self.loss == "relation" and self.batch // self.way - self.shot < 1:
@@ -121,7 +125,9 @@ class TrainConfig:
             if not isinstance(values, (tuple, list)):
                 raise ConfigError(name, f"must be a list of numbers, one per layer, got {values!r}")
             for value in values:
-                _check_number(name, value, low=0, high=high, where=f" in {list(values)!r}")
+                problem = number_problem(value, low=0, high=high)
+                if problem:
+                    raise ConfigError(name, f"{problem} in {list(values)!r}")
             setattr(self, name, tuple(float(v) for v in values))  # a checkpoint's JSON list compares equal again
         given = {name: len(getattr(self, name)) for name in ("layer_lr_scale", "layer_momentum", "layer_weight_decay")
                  if getattr(self, name)}
@@ -150,23 +156,24 @@ class TrainConfig:
         return asdict(self)
 
 
+def check_preset_fits(preset, data):
+    """A ConfigError naming --preset unless the preset's tower takes ``data``'s items (images or sequences)."""
+    if (data in SEQUENCE_DATA_SETS) != (preset in SEQUENCE_PRESETS):
+        needs = (f"its pen trajectories need a preset over sequences ({', '.join(SEQUENCE_PRESETS)})"
+                 if data in SEQUENCE_DATA_SETS else "its images need a preset over images")
+        raise ConfigError("preset", f"{preset!r} does not fit --data {data}: {needs}")
+
+
 def _number(config, name, low, high=None, low_included=True):
-    _check_number(name, getattr(config, name), low, high, low_included)
-
-
-def _check_number(name, value, low, high=None, low_included=True, where=""):
-    """ConfigError naming ``name`` unless ``value`` is a finite number in range (``where``: which value of a list)."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= low if low_included else value > low) and (high is None or value < high)
-    if not ok:
-        bound = f"{'>=' if low_included else '>'} {low}" + (f" and < {high}" if high is not None else "")
-        raise ConfigError(name, f"must be a finite number {bound}, got {value!r}{where}")
+    problem = number_problem(getattr(config, name), low, high, low_included)
+    if problem:
+        raise ConfigError(name, problem)
 
 
 def _integer(config, name, low):
-    value = getattr(config, name)
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-        raise ConfigError(name, f"must be an integer >= {low}, got {value!r}")
+    problem = integer_problem(getattr(config, name), low)
+    if problem:
+        raise ConfigError(name, problem)
 
 
 def resume_config(saved, given):

@@ -1,7 +1,9 @@
 """Named tower architectures, chosen by name on the command line.
 
 Each preset builds the shared tower of a Siamese network for a fixed input
-size; the images are resized to that size when the data is loaded.
+size; the images are resized to that size when the data is loaded. The
+sequence preset ``tdnn`` takes pen trajectories (features, length) instead,
+as made by ``tinysiam.data.strokes``.
 """
 from dataclasses import dataclass
 
@@ -11,7 +13,7 @@ from .. import nn
 @dataclass(frozen=True)
 class Preset:
     name: str
-    input_size: tuple  # (H, W) the images are resized to
+    input_size: tuple  # (H, W) the images are resized to; (features, length) of the sequences for "tdnn"
     embedding_size: int
     description: str
 
@@ -64,6 +66,22 @@ def _koch(rng):
                          nn.Linear(256 * 6 * 6, 4096, **init), nn.Sigmoid())
 
 
+def _tdnn(rng, features=5, length=128, width=64):
+    """After Bromley et al. 1993: 1-D convolutions over the pen trajectory, then the mean over time.
+
+    (5, 128) -> 32 x 64 -> 64 x 32 -> 64 x 16 (dilated) -> 128 x 16, averaged
+    over the 16 steps -> 64-d. Each of the last 16 steps sees 52 input steps.
+    Tanh, as in the paper's net: with ReLUs, batch-hard triplet training shrank
+    the embeddings towards one point and the last layer's units died (a third of
+    the seeds collapsed for good); tanh units never stop passing gradient.
+    """
+    return nn.Sequential(nn.Conv1d(features, width // 2, 5, padding=2, rng=rng), nn.Tanh(), nn.MaxPool1d(2),
+                         nn.Conv1d(width // 2, width, 5, padding=2, rng=rng), nn.Tanh(), nn.MaxPool1d(2),
+                         nn.Conv1d(width, width, 3, padding=2, dilation=2, rng=rng), nn.Tanh(), nn.MaxPool1d(2),
+                         nn.Conv1d(width, 2 * width, 3, padding=1, rng=rng), nn.Tanh(),
+                         nn.AvgPool1d(length // 8), nn.Flatten(), nn.Linear(2 * width, 64, rng=rng))
+
+
 PRESETS = {
     "digits": Preset("digits", (8, 8), 64, "2 conv blocks for scikit-learn's 8x8 digits (seconds per epoch)"),
     "mini": Preset("mini", (28, 28), 128, "the benchmark's small net: 2 conv layers at 28x28, 128-d"),
@@ -72,8 +90,11 @@ PRESETS = {
     "koch": Preset("koch", (105, 105), 4096, "Koch et al. 2015 at 105x105, 4096-d sigmoid features"),
     "relation28": Preset("relation28", (28, 28), 64, "Sung et al. 2018's embedding at 28x28: 64 feature maps of 5x5 "
                          "(for --loss relation; embedding_size counts channels)"),
+    "tdnn": Preset("tdnn", (5, 128), 64, "after Bromley et al. 1993: 4 conv layers over pen trajectories of 5 "
+                   "features x 128 steps, mean over time, 64-d"),
 }
 FEATURE_MAP_PRESETS = ("relation28",)  # towers that output (N, C, H, W) feature maps, for a relation module
+SEQUENCE_PRESETS = ("tdnn",)  # towers over sequences (N, features, length), for data.splits.SEQUENCE_DATA_SETS
 _BUILDERS = {
     "digits": _digits,
     "mini": _mini,
@@ -81,6 +102,7 @@ _BUILDERS = {
     "faces": lambda rng: _four_blocks(rng, 64 * 3 * 2, 128),  # 56x46 -> 28x23 -> 14x11 -> 7x5 -> 3x2
     "koch": _koch,
     "relation28": _relation28,
+    "tdnn": _tdnn,
 }
 
 

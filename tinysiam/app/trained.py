@@ -16,7 +16,7 @@ import numpy as np
 from ..data.datasets import decode_images
 from ..serialization import read_checkpoint_meta
 from .errors import UserError, blame
-from .presets import get_preset
+from .presets import SEQUENCE_PRESETS, get_preset
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".pbm", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 INVERT_HELP = ("invert the images (ink = 1), as the Omniglot reader does for training: for dark drawings on a "
@@ -31,6 +31,9 @@ def load_trained(path, device="cpu"):
     with blame(f"--checkpoint {path}"):
         meta = read_checkpoint_meta(path)
         model, config = load_model(path, device)
+    if config.preset in SEQUENCE_PRESETS:
+        raise UserError(f"--checkpoint {path}: its preset {config.preset!r} takes pen trajectories, not the image "
+                        "files this command reads")
     return model, config, meta
 
 

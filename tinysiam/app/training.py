@@ -24,6 +24,8 @@ import numpy as np
 
 from .. import optim
 from ..data.augment import affine_augment, horizontal_flip, koch_ranges
+from ..data.datasets import LabelledSequences
+from ..data.strokes import augment_trajectories, trajectory_ranges
 from ..engine import backend
 from ..engine.tensor import Tensor
 from ..evaluation.held_out import check_way
@@ -86,6 +88,14 @@ def make_schedules(config, optimizer):
     return schedules
 
 
+def default_augment(config, train):
+    """The distortion of a training batch, its ranges scaled by ``augment_strength``: pen-trajectory
+    distortions for sequences, Koch et al.'s affine maps for images."""
+    if isinstance(train, LabelledSequences):
+        return functools.partial(augment_trajectories, **trajectory_ranges(config.augment_strength))
+    return functools.partial(affine_augment, **koch_ranges(config.augment_strength))
+
+
 def validation_groups(config, val):
     """The alphabet of each validation class when validation episodes stay within one alphabet, else None;
     refuses a ``val_way`` larger than every validation alphabet."""
@@ -99,16 +109,16 @@ def validation_groups(config, val):
 
 
 class Trainer:
-    """Trains on ``train`` and validates on ``val`` (LabelledImages) into ``run`` (an open RunFolder)."""
+    """Trains on ``train`` and validates on ``val`` (LabelledItems: images, or sequences for a sequence preset)
+    into ``run`` (an open RunFolder). The tower takes their ``items``."""
 
     def __init__(self, config, train, val, run, augment_fn=None, progress=True):
-        """``augment_fn(batch, rng)`` distorts a training batch when ``config.augment`` (default: Koch's affine maps,
-        scaled by ``config.augment_strength``)."""
+        """``augment_fn(batch, rng)`` distorts a training batch when ``config.augment`` (default:
+        ``default_augment``)."""
         check_way(config.val_way, val, "val_way")
         self.config, self.train_set, self.val_set, self.run = config, train, val, run
         self.val_groups = validation_groups(config, val)
-        koch = functools.partial(affine_augment, **koch_ranges(config.augment_strength))
-        self.augment_fn = (augment_fn or koch) if config.augment else None
+        self.augment_fn = (augment_fn or default_augment(config, train)) if config.augment else None
         self.progress = progress
         self.rng = np.random.default_rng(config.seed)  # the one stream of batches and augmentations
         self.model = SiameseModel(config, rng=self.rng).to(config.device)
@@ -150,13 +160,13 @@ class Trainer:
 
     # ----- one step -------------------------------------------------------------------
     def batch(self, index):
-        """The training images at ``index`` as a Tensor on the run's device, augmented if asked."""
-        images = self.train_set.images[index]
+        """The training items at ``index`` as a Tensor on the run's device, augmented if asked."""
+        items = self.train_set.items[index]
         if self.augment_fn is not None:
-            images = self.augment_fn(images, self.rng)
+            items = self.augment_fn(items, self.rng)
         if self.config.flip:
-            images = horizontal_flip(images, self.rng)
-        return Tensor(backend.to_device(images, self.config.device))
+            items = horizontal_flip(items, self.rng)
+        return Tensor(backend.to_device(items, self.config.device))
 
     def train_step(self):
         """One optimizer step on a fresh batch; returns the loss value (checked finite before any weight moves)."""
@@ -183,7 +193,7 @@ class Trainer:
         """``val_way``-way one-shot accuracy on the validation classes (seeded episodes: the same every epoch;
         with ``val_split="alphabets"``, each episode's classes from one alphabet)."""
         c, model = self.config, self.model
-        embeddings = backend.to_numpy(model.embed(self.val_set.images))
+        embeddings = backend.to_numpy(model.embed(self.val_set.items))
         score_fn = None if model.head is None else model.embedding_similarity  # None: the nearest prototype
         return n_way_k_shot_accuracy(embeddings, self.val_set.labels, n_way=c.val_way, k_shot=1,
                                      n_episodes=c.val_episodes, seed=c.seed, metric=model.metric,
@@ -215,7 +225,7 @@ class Trainer:
         for name in ("best.npz", "last.npz"):
             path = self.run.path / name
             model = self.model if name == "last.npz" else load_model(path, self.config.device)[0]
-            calibration = calibrate(model, self.val_set.images, self.val_set.labels, seed=self.config.seed)
+            calibration = calibrate(model, self.val_set.items, self.val_set.labels, seed=self.config.seed)
             try:
                 update_checkpoint_meta(path, calibration=calibration)
             except OSError as error:

@@ -18,7 +18,7 @@ import argparse
 
 from ..engine import backend
 from ..evaluation.metrics import equal_error_rate, threshold_at_far
-from ..siamese.mining import PairSampler
+from ..evaluation.verification import verification_pairs
 from .errors import UserError
 from .presets import get_preset
 from .trained import INVERT_HELP, inverts, load_trained, read_image_files, score_meaning
@@ -39,7 +39,7 @@ def calibrate(model, images, labels, n_pairs=2000, seed=0, fars=(0.01, 0.001), s
     Returns the JSON-able dict described in this module's docstring. ``fars``
     must each allow one false accept among the n_pairs // 2 different pairs.
     """
-    left, right, same = PairSampler(labels, seed=seed).sample(n_pairs)
+    left, right, same = verification_pairs(labels, n_pairs, seed)
     with model.evaluating():
         embeddings = backend.to_numpy(model.embed(images))  # each image once; pairs reuse them
         scores = model.score_embeddings(embeddings[left], embeddings[right])

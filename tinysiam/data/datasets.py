@@ -1,4 +1,4 @@
-"""LabelledImages (images with class labels, class-disjoint splits) and what every reader shares.
+"""Labelled containers (images or sequences with class labels, class-disjoint splits) and what every reader shares.
 
 The readers take an archive exactly as published (a .zip) or the folder it
 unpacks to; ``iter_members`` walks both the same way, and ``decode_images``
@@ -16,28 +16,37 @@ import numpy as np
 
 
 @dataclass
-class LabelledImages:
-    """Images (N, 1, H, W) float32 in [0, 1] with int64 labels indexing ``class_names``.
+class LabelledItems:
+    """Items (N, ...) with int64 labels indexing ``class_names``, and class-disjoint or item-disjoint splits.
 
     ``groups`` is optional, one entry per class (e.g. the Omniglot alphabet of
-    each character). Subsets keep the original label values, so ``class_names``
-    and ``groups`` stay valid for every part.
+    each character). ``names`` is optional, one entry per item: its identity in
+    the source (e.g. "Alphabet/characterNN/XXXX_YY"), so that the same item can
+    be found in another container. Subsets keep the original label values, so
+    ``class_names`` and ``groups`` stay valid for every part. The subclasses say
+    what the items are: ``LabelledImages`` (N, C, H, W), ``LabelledSequences`` (N, F, L).
     """
-    images: np.ndarray
+    items: np.ndarray
     labels: np.ndarray
     class_names: list
     groups: list = None
+    names: list = None
+
+    item_name = "items"  # what the subclass calls its items, in error messages
+    item_axes = None  # e.g. "(N, C, H, W)": the shape the items must have, or None for any
 
     def __post_init__(self):
-        if self.images.ndim != 4:
-            raise ValueError(f"images must have shape (N, C, H, W), got {self.images.shape}")
-        if self.labels.shape != (len(self.images),):
-            raise ValueError(f"labels must have shape ({len(self.images)},), got {self.labels.shape}")
+        if self.item_axes is not None and self.items.ndim != self.item_axes.count(",") + 1:
+            raise ValueError(f"{self.item_name} must have shape {self.item_axes}, got {self.items.shape}")
+        if self.labels.shape != (len(self.items),):
+            raise ValueError(f"labels must have shape ({len(self.items)},), got {self.labels.shape}")
         if len(self.labels) and not 0 <= self.labels.min() <= self.labels.max() < len(self.class_names):
             raise ValueError(f"labels must lie in [0, {len(self.class_names)}) to index class_names, "
                              f"got [{self.labels.min()}, {self.labels.max()}]")
         if self.groups is not None and len(self.groups) != len(self.class_names):
             raise ValueError(f"groups must have one entry per class ({len(self.class_names)}), got {len(self.groups)}")
+        if self.names is not None and len(self.names) != len(self.items):
+            raise ValueError(f"names must have one entry per item ({len(self.items)}), got {len(self.names)}")
 
     def __len__(self):
         return len(self.labels)
@@ -49,11 +58,22 @@ class LabelledImages:
 
     def subset(self, keep):
         """The items selected by a boolean mask or an index array."""
-        return LabelledImages(self.images[keep], self.labels[keep], self.class_names, self.groups)
+        names = None if self.names is None else np.asarray(self.names)[keep].tolist()
+        return type(self)(self.items[keep], self.labels[keep], self.class_names, self.groups, names)
 
     def select_classes(self, classes):
         """The items whose label is in ``classes``."""
         return self.subset(np.isin(self.labels, classes))
+
+    def select_groups(self, groups):
+        """The items of the classes whose group (e.g. alphabet) is in ``groups``; each must be a known group."""
+        if self.groups is None:
+            raise ValueError("select_groups: this data set has no groups")
+        groups = [groups] if isinstance(groups, str) else list(groups)
+        unknown = sorted(set(groups) - set(self.groups))
+        if unknown:
+            raise ValueError(f"select_groups: unknown group(s) {unknown}; the groups are {sorted(set(self.groups))}")
+        return self.select_classes(np.flatnonzero(np.isin(self.groups, list(groups))))
 
     def split_classes(self, first, seed=0):
         """Two class-disjoint parts: ``first`` classes drawn at random, and the rest.
@@ -78,6 +98,42 @@ class LabelledImages:
         first = np.zeros(len(self), dtype=bool)
         first[by_class] = rank < np.maximum(1, np.round(fraction * counts)).repeat(counts)
         return self.subset(first), self.subset(~first)
+
+    def align_to(self, names):
+        """The items named ``names``, in that order (to pair each item with its counterpart in another container)."""
+        if self.names is None:
+            raise ValueError("align_to: this data set has no item names")
+        index = {name: i for i, name in enumerate(self.names)}
+        missing = [name for name in names if name not in index]
+        if missing:
+            raise ValueError(f"align_to: {len(missing)} name(s) not in this data set, e.g. {missing[:3]}")
+        return self.subset(np.array([index[name] for name in names], dtype=np.int64))
+
+
+class LabelledImages(LabelledItems):
+    """Images (N, C, H, W) float32 in [0, 1] with labels; ``.images`` is the array."""
+
+    item_name, item_axes = "images", "(N, C, H, W)"
+
+    def __init__(self, images, labels, class_names, groups=None, names=None):
+        super().__init__(images, labels, class_names, groups, names)
+
+    @property
+    def images(self):
+        return self.items
+
+
+class LabelledSequences(LabelledItems):
+    """Sequences (N, F, L) float32 (F features at each of L steps) with labels; ``.sequences`` is the array."""
+
+    item_name, item_axes = "sequences", "(N, F, L)"
+
+    def __init__(self, sequences, labels, class_names, groups=None, names=None):
+        super().__init__(sequences, labels, class_names, groups, names)
+
+    @property
+    def sequences(self):
+        return self.items
 
 
 def iter_members(path, suffix):

@@ -11,7 +11,7 @@ import numpy as np
 
 from .datasets import LabelledImages, decode_images, iter_members
 
-_IMAGE = re.compile(r"(?:^|/)([^/]+)/(character\d+)/([^/]+\.png)$")
+_DRAWING = r"(?:^|/)([^/]+)/(character\d+)/([^/]+){}$"  # alphabet, character, file
 
 
 def load_omniglot(paths, size=None):
@@ -24,16 +24,33 @@ def load_omniglot(paths, size=None):
     ``small2``, which both hold Greek and Latin, give each of those characters
     once: a drawing found in two archives under the same alphabet/character/file
     name is kept once if the two files are identical, and is an error if they
-    differ. ``size=(H, W)`` resizes with Pillow at load time.
+    differ. ``names`` gives each drawing as "Alphabet/characterNN/XXXX_YY", the
+    name its pen trajectory has in the strokes archives. ``size=(H, W)`` resizes
+    with Pillow at load time.
+    """
+    found = omniglot_members(paths, ".png", "images")
+    keys = sorted(found)
+    images = decode_images([found[key] for key in keys], size)
+    np.subtract(1.0, images, out=images)  # ink = 1
+    return LabelledImages(images, *omniglot_labels(keys))
+
+
+def omniglot_members(paths, suffix, kind):
+    """{(alphabet, character, file): (member name, bytes)} of the ``suffix`` files of Omniglot archives.
+
+    A drawing found in two archives is kept once if the two files are
+    identical, and is an error if they differ. ``kind`` names the archives in
+    errors ("images", "strokes").
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not paths:
-        raise ValueError("paths is empty: give at least one Omniglot archive or folder")
-    found = {}  # (alphabet, character, file) -> (member name, bytes)
+        raise ValueError(f"paths is empty: give at least one Omniglot {kind} archive or folder")
+    pattern = re.compile(_DRAWING.format(re.escape(suffix)))
+    found = {}
     for path in paths:
         count = 0
-        for name, data in iter_members(path, ".png"):
-            match = _IMAGE.search(name)
+        for name, data in iter_members(path, suffix):
+            match = pattern.search(name)
             if match is None:
                 continue
             count += 1
@@ -43,15 +60,17 @@ def load_omniglot(paths, size=None):
                                  "two different drawings under one alphabet/character/file name")
             found.setdefault(key, (name, data))
         if count == 0:
-            raise ValueError(f"{path} is not an Omniglot images archive (no <Alphabet>/characterNN/*.png inside)")
+            raise ValueError(f"{path} is not an Omniglot {kind} archive (no <Alphabet>/characterNN/*{suffix} inside)")
+    return found
 
-    keys = sorted(found)
+
+def omniglot_labels(keys):
+    """(labels, class_names, groups, names) of sorted (alphabet, character, file) keys: one class per character."""
     class_keys = sorted({(alphabet, character) for alphabet, character, _ in keys})
     class_index = {key: i for i, key in enumerate(class_keys)}
-    images = decode_images([found[key] for key in keys], size)
-    np.subtract(1.0, images, out=images)  # ink = 1
     labels = np.array([class_index[key[:2]] for key in keys], dtype=np.int64)
-    return LabelledImages(images, labels, [f"{a}/{c}" for a, c in class_keys], [a for a, _ in class_keys])
+    names = [f"{a}/{c}/{Path(f).stem}" for a, c, f in keys]
+    return labels, [f"{a}/{c}" for a, c in class_keys], [a for a, _ in class_keys], names
 
 
 @dataclass

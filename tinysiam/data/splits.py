@@ -8,6 +8,8 @@ The policy, one line per data set (test classes are never trained on):
   validate); the test is Lake's 20 runs (``tinysiam eval --protocol lake``);
 - ``omniglot-demo``: the same, from the minimal background set embedded in the package
   (``bundle.py``; no data folder needed);
+- ``strokes``: Omniglot's pen trajectories; the alphabets ``STROKES_TEST_ALPHABETS`` test, the
+  others train and validate as ``omniglot``'s characters do (``val_split="alphabets"``: whole alphabets);
 - ``faces``: 30 subjects train (25) and validate (5), 10 test;
 - ``mnist``: digits 0-4 of the training file train (90%) and validate (10%), digits 5-9 of the test file test.
 """
@@ -18,14 +20,19 @@ import numpy as np
 
 from .datasets import LabelledImages, pillow, resize
 
-DATA_SETS = ("digits", "omniglot", "faces", "mnist", "omniglot-demo")
+DATA_SETS = ("digits", "omniglot", "faces", "mnist", "omniglot-demo", "strokes")
+SEQUENCE_DATA_SETS = ("strokes",)  # their items are sequences (features, length), not images
 # the archives (or the folders they unpack to) of each data set, tried in this order
 ARCHIVES = {
     "omniglot": ["images_background", "images_background_small1", "images_background_small2"],
+    "strokes": ["strokes_background", "strokes_background_small1", "strokes_background_small2"],
     "lake": ["all_runs"],
     "faces": ["att_faces"],
 }
 SUBFOLDERS = ("", "omniglot", "att_faces", "mnist")  # where in the data folder to look
+# the strokes' test alphabets: three of the eight in the two minimal sets (the rest train and validate),
+# fixed before any setting was chosen (on validation alphabets only)
+STROKES_TEST_ALPHABETS = ("Balinese", "Japanese_(katakana)", "Tagalog")
 
 
 def data_root(data_dir=None):
@@ -43,7 +50,7 @@ def find_archives(root, names, what):
     """Each of ``names`` found in ``root`` or its data-set subfolders, as ``name.zip`` or as the unpacked folder.
 
     A zip is preferred over a folder of the same name (it is the file as published).
-    With ``images_background`` present, the two minimal sets are not added to it.
+    With ``images_background`` (``strokes_background``) present, the two minimal sets are not added to it.
     """
     found = []
     for name in names:
@@ -51,7 +58,7 @@ def find_archives(root, names, what):
             if candidate.is_file() if candidate.suffix == ".zip" else _is_unpacked_archive(candidate, name):
                 found.append(candidate)
                 break
-        if found and name == "images_background":  # the full set holds the minimal ones
+        if found and name.endswith("_background"):  # the full set holds the minimal ones
             break
     if not found:
         wanted = " or ".join(f"{n}.zip (or its unpacked folder)" for n in names)
@@ -70,9 +77,10 @@ def _is_unpacked_archive(path, name):
 def load_split(data, size, seed=0, data_dir=None, val_split="classes"):
     """(train, val, test) LabelledImages of ``data`` (one of DATA_SETS) at ``size=(H, W)``; test may be None.
 
+    For ``strokes`` they are LabelledSequences and ``size`` is (features, length) (only the length is chosen).
     ``val_split="alphabets"`` (Omniglot only) validates on whole alphabets instead of a share of the characters.
     """
-    from . import load_demo_background, load_mnist, load_omniglot
+    from . import load_demo_background, load_mnist, load_omniglot, load_omniglot_strokes
 
     if data not in DATA_SETS:
         raise ValueError(f"--data must be one of {DATA_SETS}, got {data!r}")
@@ -87,6 +95,16 @@ def load_split(data, size, seed=0, data_dir=None, val_split="classes"):
     if data == "omniglot":
         archives = find_archives(root, ARCHIVES["omniglot"], "Omniglot background set")
         return (*split_omniglot(load_omniglot(archives, size=size), seed, val_split), None)
+    if data == "strokes":
+        archives = find_archives(root, ARCHIVES["strokes"], "Omniglot strokes set")
+        strokes = load_omniglot_strokes(archives, length=size[1])
+        missing = sorted(set(STROKES_TEST_ALPHABETS) - set(strokes.groups))
+        if missing:
+            raise ValueError(f"the strokes in {', '.join(map(str, archives))} lack the test alphabets {missing}; "
+                             "both minimal sets (or the full background set) are needed")
+        test = strokes.select_groups(STROKES_TEST_ALPHABETS)
+        rest = strokes.select_groups(sorted(set(strokes.groups) - set(STROKES_TEST_ALPHABETS)))
+        return (*split_omniglot(rest, seed, val_split), test)
     if data == "faces":
         train, test = load_all_classes("faces", size, data_dir).split_classes(30, seed)
         train, val = train.split_classes(25, seed)
@@ -129,6 +147,15 @@ def split_omniglot(background, seed, val_split="classes", val_share=0.15):
     val_classes = background.classes[np.isin(alphabet_of, val_alphabets)]
     return background.select_classes(np.setdiff1d(background.classes, val_classes)), \
         background.select_classes(val_classes)
+
+
+def drawing_images(names, size, data_dir=None):
+    """The images of the Omniglot drawings ``names`` ("Alphabet/characterNN/XXXX_YY"), in that order, at
+    ``size=(H, W)``: the pictures of pen trajectories, from the image archives in the data folder."""
+    from . import load_omniglot
+
+    archives = find_archives(data_root(data_dir), ARCHIVES["omniglot"], "Omniglot background set")
+    return load_omniglot(archives, size=size).align_to(names)
 
 
 def _mnist_folder(root):

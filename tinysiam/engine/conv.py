@@ -19,22 +19,14 @@ docs/convolution.md explains them.
 import math
 import time
 
-import numpy as np
-
 from .backend import xp_of
+from .checks import int_pair
 from .fftconv import Conv2dFFTOp
 from .layout import channel_first_zeros, zero_padded
 from .tensor import Function, Tensor, is_grad_enabled
 from .winograd import Conv2dWinogradOp
 
 COLUMN_BUDGET_BYTES = 128 * 2**20  # larger im2col matrices are built a slice of the batch at a time
-
-
-def _pair(value, name):
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value) if hasattr(value, "__len__") else ()
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-    return pair
 
 
 def im2col(x, kernel, stride):
@@ -71,7 +63,7 @@ class Conv2dIm2colOp(Function):
     """Cross-correlation of x (N, C, H, W) with weight (OC, C, KH, KW), plus bias (OC,), through im2col."""
 
     def __init__(self, stride=1, padding=0):
-        self.stride, self.padding = _pair(stride, "stride"), _pair(padding, "padding")
+        self.stride, self.padding = int_pair("stride", stride), int_pair("padding", padding)
 
     def forward(self, x, weight, bias=None):
         xp = xp_of(x)
@@ -135,8 +127,8 @@ class MaxPool2dOp(Function):
     """
 
     def __init__(self, kernel_size=2, stride=None):
-        self.kernel = _pair(kernel_size, "kernel_size")
-        self.stride = self.kernel if stride is None else _pair(stride, "stride")
+        self.kernel = int_pair("kernel_size", kernel_size)
+        self.stride = self.kernel if stride is None else int_pair("stride", stride)
 
     def _window_views(self, x, out_size):
         """For each kernel offset (i, j), row-major: the view of x holding that offset of every window."""
@@ -281,7 +273,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, algorithm=None):
         raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
     if len({t.dtype for t in inputs}) > 1:
         raise TypeError(f"conv2d: dtypes differ: {[str(t.dtype) for t in inputs]}")
-    stride, padding, kernel = _pair(stride, "stride"), _pair(padding, "padding"), weight.shape[2:]
+    stride, padding, kernel = int_pair("stride", stride), int_pair("padding", padding), weight.shape[2:]
     if min(stride) < 1 or min(padding) < 0:
         raise ValueError(f"conv2d: stride must be >= 1 and padding >= 0, got stride={stride}, padding={padding}")
     if x.shape[2] + 2 * padding[0] < kernel[0] or x.shape[3] + 2 * padding[1] < kernel[1]:

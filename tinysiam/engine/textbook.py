@@ -8,7 +8,7 @@ does for the losses. The tests check that both versions agree, values and
 gradients; docs/derivations.md derives what the fast backward passes compute.
 """
 from .backend import xp_of
-from .conv import _pair
+from .checks import int_pair
 from .ops import concatenate, stack
 from .tensor import Tensor
 
@@ -47,7 +47,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     For one kernel offset (i, j) the inner sum over channels is a matrix
     product, so the output is a sum of KH*KW matrix products.  (docs/derivations.md#convolution)
     """
-    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    stride, padding = int_pair("stride", stride), int_pair("padding", padding)
     if padding != (0, 0):
         x = pad2d(x, padding)
     kernel = weight.shape[2:]
@@ -68,7 +68,7 @@ def max_pool2d(x, kernel_size=2, stride=None):
     a tie in a window sends the gradient to the first of its maxima, as in conv.py.
     (docs/derivations.md#max-pooling)
     """
-    kernel = _pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None else _pair(stride, "stride")
+    kernel = int_pair("kernel_size", kernel_size)
+    stride = kernel if stride is None else int_pair("stride", stride)
     views = [view for _, view in _offset_views(x, kernel, stride, _out_size(x.shape[2:], kernel, stride))]
     return stack(views, axis=-1).max(axis=-1)

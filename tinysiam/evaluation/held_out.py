@@ -1,17 +1,20 @@
-"""Evaluating a trained Siamese model on classes it never saw: one-shot accuracy, verification, retrieval, figures.
+"""Evaluating a trained Siamese model on classes it never saw: one-shot accuracy, verification, retrieval, figures;
+for pen trajectories, verification next to DTW and raw pixels.
 
 ``model`` is anything with the scoring methods of the application's SiameseModel:
 ``embed(images)``, ``embedding_similarity(query_embeddings, support_embeddings)`` and
 ``similarity(queries, supports)`` ((n_query, n_support) scores, higher = more alike),
-``score_embeddings(e1, e2)`` (scores of aligned rows), ``head`` (None for an embedding model, else
-the head that scores pairs of embeddings) and ``metric`` (the distance an embedding model is scored by).
+``score_embeddings(e1, e2)`` and ``pair_scores(left, right)`` (scores of aligned rows), ``head`` (None for
+an embedding model, else the head that scores pairs of embeddings) and ``metric`` (the distance an embedding
+model is scored by).
 """
 import numpy as np
 
+from ..data.strokes import DX, DY, X, Y
 from ..engine.backend import to_numpy
-from ..siamese.mining import PairSampler
 from . import metrics
-from .verification import evaluate_verification, pixel_pair_scores
+from .dtw import dtw_distance
+from .verification import evaluate_verification, pixel_pair_scores, verification_pairs
 
 
 def check_way(way, labelled, name="way"):
@@ -30,7 +33,7 @@ def evaluate_held_out(model, test, way, seed=0, pairs=2000, plot_dir=None):
     score_fn = None if model.head is None else model.embedding_similarity  # None: the nearest prototype
     one_shot = metrics.n_way_k_shot_accuracy(embeddings, test.labels, way, 1, n_episodes=500, seed=seed,
                                              metric=model.metric, score_fn=score_fn)
-    left, right, same = PairSampler(test.labels, seed=seed).sample(pairs)
+    left, right, same = verification_pairs(test.labels, pairs, seed)
     scores = model.score_embeddings(embeddings[left], embeddings[right])
     fpr, tpr, _ = metrics.roc_curve(scores, same)
     auc, (eer, _) = metrics.auc(fpr, tpr), metrics.equal_error_rate(scores, same)
@@ -54,6 +57,36 @@ def _plot(model, test, way, seed, plot_dir, fpr, tpr, auc, eer, embeddings):
     sims = model.similarity(test.images[query[:1, 0]], test.images[support[:, 0]])[0]
     plots.plot_one_shot(test.images[query[0, 0]], test.images[support[:, 0]], int(np.argmax(sims)), 0,
                         plot_dir / "one_shot.png")
+
+
+# the raw-pixel baseline of pen trajectories compares their drawings at this size (chosen on validation alphabets)
+TRAJECTORY_PIXEL_SIZE = (14, 14)
+
+
+def evaluate_trajectories(model, test, images, pairs=2000, seed=0):
+    """Verification on ``test`` (LabelledSequences of held-out alphabets): ``pairs`` seeded balanced pairs,
+    the different ones within one alphabet, scored by the model, by DTW on the trajectories and by the
+    raw-pixel distance on ``images`` (LabelledImages of the same drawings in the same order); a dict of
+    their AUCs and EERs."""
+    if images.names != test.names:
+        raise ValueError("images must hold the drawings of test in its order (images.align_to(test.names))")
+    drawn = verification_pairs(test.labels, pairs, seed, groups=test.groups)
+    results = {"": evaluate_verification(model.pair_scores, test.sequences, drawn),
+               "_dtw": evaluate_verification(dtw_pair_scores, test.sequences, drawn),
+               "_raw_pixels": evaluate_verification(pixel_pair_scores, images.images, drawn)}
+    summary = {"test_classes": len(test.classes), "test_pairs": pairs,
+               "test_alphabets": sorted(set(np.asarray(test.groups)[test.classes]))}
+    for suffix, result in results.items():
+        summary[f"test_verification_auc{suffix}"] = result.auc
+        summary[f"test_verification_eer{suffix}"] = result.eer
+    return summary
+
+
+def dtw_pair_scores(left, right):
+    """The DTW baseline as a pair ``score_fn``: minus the DTW distance of trajectories (N, 5, L) over their
+    position and direction, without a band (the settings chosen on the validation alphabets)."""
+    channels = [X, Y, DX, DY]
+    return -dtw_distance(left[:, channels], right[:, channels])
 
 
 def raw_pixel_accuracy(test, way, seed=0, n_episodes=500):

@@ -1,11 +1,19 @@
-"""Pair verification on held-out classes, fold by fold, and the mean +- sd over folds.
+"""Pair verification on held-out classes: are two items of the same class? EER and ROC AUC, fold by fold.
+
+``verification_pairs`` draws seeded balanced pairs (``PairSampler``): half are
+two different items of one class, half items of two different classes. Given
+``groups`` (one per class), the two classes of a different pair come from one
+group: for Omniglot, two drawings of one character against drawings of two
+characters of one alphabet, as a forger imitates a signature rather than
+writing another name. The pairs depend only on the labels, the groups and the
+seed, so a model and its baselines, or two aligned containers of the same items
+(pen trajectories and their images), are scored on the very same pairs.
 
 The protocol of the AT&T faces (Chopra et al. 2005; 8 subject-disjoint folds,
-``tinysiam.data.folds``): on each fold's test subjects, 2000 balanced pairs
-(half same subject, half different, drawn by ``PairSampler``), scored by the
-model and by the raw-pixel distance on the very same pairs; the equal error
-rate and the ROC AUC of each; then the mean and the sample standard deviation
-(ddof = 1) of both over the folds.
+``tinysiam.data.folds``): on each fold's test subjects, 2000 pairs scored by
+the model and by the raw-pixel distance; the equal error rate and the ROC AUC
+of each; then the mean and the sample standard deviation (ddof = 1) of both
+over the folds.
 """
 from dataclasses import dataclass
 
@@ -26,15 +34,16 @@ class VerificationResult:
         return f"EER {self.eer:.2%}, AUC {self.auc:.4f} ({self.pairs} pairs)"
 
 
-def verification_pairs(labels, n_pairs=2000, seed=0):
-    """(left, right, same): ``n_pairs`` seeded balanced pairs of indices into ``labels``."""
-    return PairSampler(to_numpy(labels), seed=seed).sample(n_pairs)
+def verification_pairs(labels, n_pairs=2000, seed=0, groups=None):
+    """(left, right, same): ``n_pairs`` seeded balanced pairs of indices into ``labels``; with ``groups`` (one
+    entry per label value, as ``LabelledItems.groups``) the different pairs stay within one group."""
+    return PairSampler(to_numpy(labels), seed=seed, groups=groups).sample(n_pairs)
 
 
-def evaluate_verification(score_fn, images, pairs):
-    """EER and AUC of ``score_fn(left_images, right_images) -> (n,) similarities`` on ``pairs``."""
+def evaluate_verification(score_fn, items, pairs):
+    """EER and AUC of ``score_fn(left_items, right_items) -> (n,) similarities`` on ``pairs``."""
     left, right, same = pairs
-    scores = to_numpy(score_fn(images[left], images[right]))
+    scores = to_numpy(score_fn(items[left], items[right]))
     if scores.shape != (len(left),):
         raise ValueError(f"score_fn returned shape {scores.shape} for {len(left)} pairs, expected ({len(left)},)")
     return VerificationResult(equal_error_rate(scores, same)[0], roc_auc(scores, same), len(left))

@@ -1,11 +1,9 @@
 """Layers: Linear, Conv2d, MaxPool2d, Flatten, activations, Dropout, Sequential."""
-import numbers
-
-import numpy as np
-
 from ..engine import ops
 from ..engine.backend import xp_of
-from ..engine.conv import _pair, conv2d, max_pool2d
+from ..engine.checks import check_integer, check_number, int_pair
+from ..engine.conv import conv2d, max_pool2d
+from ..engine.conv1d import avg_pool1d, conv1d, max_pool1d
 from ..engine.tensor import Function, Tensor
 from . import init as initializers
 from .module import Module, Parameter
@@ -22,8 +20,7 @@ def check_float_input(layer, x):
 def check_sizes(layer, **sizes):
     """Feature and channel counts must be positive integers."""
     for name, value in sizes.items():
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
+        check_integer(f"{layer}: {name}", value, low=1)
 
 
 class LinearOp(Function):
@@ -82,7 +79,7 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, init="he", rng=None):
         super().__init__()
         check_sizes("Conv2d", in_channels=in_channels, out_channels=out_channels)
-        kh, kw = _pair(kernel_size, "kernel_size")
+        kh, kw = int_pair("kernel_size", kernel_size)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
         weight, b = initializers.weight_and_bias(init, (out_channels, in_channels, kh, kw), in_channels * kh * kw,
@@ -151,8 +148,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, rng=None):
         super().__init__()
-        if not isinstance(p, numbers.Real) or not 0 <= p < 1:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
+        check_number("Dropout: p", p, low=0, high=1)
         self.p, self.rng = p, rng
 
     def forward(self, x):
@@ -192,3 +188,59 @@ class Sequential(Module):
         for module in self:
             x = module(x)
         return x
+
+
+class Conv1d(Module):
+    """1-D convolution over time of (N, C, L) inputs; weight (out_channels, in_channels, K)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True, init="he",
+                 rng=None):
+        super().__init__()
+        check_sizes("Conv1d", in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
+        weight, b = initializers.weight_and_bias(init, (out_channels, in_channels, kernel_size),
+                                                 in_channels * kernel_size, out_channels * kernel_size, dense=False,
+                                                 rng=rng)
+        self.weight = Parameter(weight)
+        self.bias = Parameter(b) if bias else None
+
+    def forward(self, x):
+        check_float_input("Conv1d", x)
+        if x.ndim != 3 or x.shape[1] != self.in_channels:
+            raise ValueError(f"Conv1d({self.in_channels}, {self.out_channels}): expected input (N, "
+                             f"{self.in_channels}, L), got shape {x.shape}")
+        return conv1d(x, self.weight, self.bias, stride=self.stride, padding=self.padding, dilation=self.dilation)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}")
+
+
+class _Pool1d(Module):
+    """Shared code of the 1-D pooling layers; ``pool`` is their functional op."""
+
+    pool = None
+
+    def __init__(self, kernel_size=2, stride=None):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def forward(self, x):
+        check_float_input(type(self).__name__, x)
+        return type(self).pool(x, self.kernel_size, self.stride)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}"
+
+
+class MaxPool1d(_Pool1d):
+    """Maximum over each window of kernel_size steps, moving by stride (default: kernel_size)."""
+
+    pool = staticmethod(max_pool1d)
+
+
+class AvgPool1d(_Pool1d):
+    """Mean over each window of kernel_size steps, moving by stride (default: kernel_size)."""
+
+    pool = staticmethod(avg_pool1d)

@@ -9,10 +9,9 @@ per sample); "sum" and "mean" sum or average those per-sample values (for MSE,
 a sample's value is the mean over its elements: see ``mse_loss``). At a hinge's
 corner, max(0, x) at x = 0, the derivative used is 0.
 """
-import math
-import numbers
 
 from ..engine.backend import is_gpu_array, xp_of
+from ..engine.checks import check_number
 from ..engine.debug import detecting_anomalies
 from .distances import check_embeddings, check_finite, clamped_norm, distance_op
 from ..engine.tensor import Function, Tensor
@@ -206,12 +205,6 @@ class NTXentLoss(LossOp):
 
 
 # ----- checking arguments -------------------------------------------------------------------------------
-def check_positive(name, value):
-    """A finite number > 0 (margin, q, temperature), else ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 < value < math.inf):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-
-
 def _values_and_labels(caller, values_name, values, same):
     """``values`` (N,) floating Tensor and ``same`` (N,) of 0/1, as a constant Tensor of values' dtype."""
     if not isinstance(values, Tensor):
@@ -233,21 +226,21 @@ def _values_and_labels(caller, values_name, values, same):
 
 def contrastive_loss(distance, same, margin=1.0, reduction="mean"):
     """Hadsell et al. 2006 contrastive loss on (N,) pair distances; see ``ContrastiveLoss``."""
-    check_positive("margin", margin)
+    check_number("margin", margin, low=0, low_included=False)
     same = _values_and_labels("contrastive_loss", "distance", distance, same)
     return ContrastiveLoss(margin, reduction)(distance, same)
 
 
 def contrastive_linear_loss(distance, same, margin=1.0, reduction="mean"):
     """Linear (hinge) contrastive loss of the lecture notes on (N,) distances; see ``ContrastiveLinearLoss``."""
-    check_positive("margin", margin)
+    check_number("margin", margin, low=0, low_included=False)
     same = _values_and_labels("contrastive_linear_loss", "distance", distance, same)
     return ContrastiveLinearLoss(margin, reduction)(distance, same)
 
 
 def chopra_energy_loss(energy, same, q, reduction="mean"):
     """Chopra et al. 2005 loss on (N,) energies E (L1 distances) bounded by Q; see ``ChopraEnergyLoss``."""
-    check_positive("q", q)
+    check_number("q", q, low=0, low_included=False)
     same = _values_and_labels("chopra_energy_loss", "energy", energy, same)
     return ChopraEnergyLoss(q, reduction)(energy, same)
 
@@ -288,14 +281,14 @@ def mse_loss(prediction, target, reduction="mean"):
 
 def triplet_loss(anchor, positive, negative, margin=1.0, distance="l2", reduction="mean"):
     """max(0, m + d(a, p) - d(a, n)) for (N, D) embeddings; see ``TripletLoss``."""
-    check_positive("margin", margin)
+    check_number("margin", margin, low=0, low_included=False)
     check_embeddings("triplet_loss", anchor=anchor, positive=positive, negative=negative)
     return TripletLoss(margin, distance, reduction)(anchor, positive, negative)
 
 
 def nt_xent_loss(z1, z2, temperature=0.5, reduction="mean"):
     """NT-Xent over N positive pairs (row i of z1 with row i of z2); see ``NTXentLoss``. Needs N >= 2."""
-    check_positive("temperature", temperature)
+    check_number("temperature", temperature, low=0, low_included=False)
     check_embeddings("nt_xent_loss", z1=z1, z2=z2)
     if z1.shape[0] < 2:
         raise ValueError(f"nt_xent_loss: needs at least 2 pairs (negatives come from the batch), got {z1.shape[0]}")

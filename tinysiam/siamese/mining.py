@@ -6,13 +6,12 @@ its class labels, and return index arrays ``(anchor, positive, negative)``
 into that batch; index the embedding tensor with them and pass the rows to
 ``triplet_loss``. Everything works on whole index arrays (no loop over pairs).
 """
-import numbers
 
 import numpy as np
 
 from ..engine.backend import to_numpy
+from ..engine.checks import check_integer, check_number
 from .distances import pairwise_distances
-from .losses import check_positive
 from ..engine.tensor import Tensor
 
 
@@ -48,29 +47,52 @@ class _ByClass:
 
 
 class PairSampler:
-    """Pairs, half of the same class (``same=1``) and half of different classes (Chopra 2005)."""
+    """Pairs, half of the same class (``same=1``) and half of different classes (Chopra 2005).
 
-    def __init__(self, labels, seed=0):
-        self.groups = _ByClass(labels, seed)
-        self.with_pairs = np.flatnonzero(self.groups.counts >= 2)
-        if len(self.groups.classes) < 2 or len(self.with_pairs) == 0:
+    With ``groups`` (one entry per label value, e.g. the alphabet of each character), the two classes of a
+    different pair come from one group.
+    """
+
+    def __init__(self, labels, seed=0, groups=None):
+        self.by_class = _ByClass(labels, seed)
+        self.with_pairs = np.flatnonzero(self.by_class.counts >= 2)
+        if len(self.by_class.classes) < 2 or len(self.with_pairs) == 0:
             raise ValueError("PairSampler needs at least 2 classes and one class with 2 or more items; got "
-                             f"{len(self.groups.classes)} classes with counts {self.groups.counts[:10].tolist()}")
+                             f"{len(self.by_class.classes)} classes with counts {self.by_class.counts[:10].tolist()}")
+        self.by_group = None  # with groups: the classes by group (its "items" are class positions)
+        if groups is not None:
+            classes = self.by_class.classes
+            if classes.min() < 0 or len(groups) <= classes.max():
+                raise ValueError(f"groups must have an entry per label value 0..{classes.max()} (labels index "
+                                 f"groups), got {len(groups)} entries for labels {classes.min()}..{classes.max()}")
+            _, self.group_of_class = np.unique(np.asarray(groups)[classes], return_inverse=True)
+            self.by_group = _ByClass(self.group_of_class, self.by_class.rng)  # the same stream
+            self.in_shared_group = np.flatnonzero(self.by_group.counts[self.group_of_class] >= 2)
+            if len(self.in_shared_group) == 0:
+                raise ValueError(f"PairSampler with groups needs a group with 2 or more classes; each of the "
+                                 f"{len(classes)} classes is alone in its group")
 
     def sample(self, n):
         """(left, right, same) arrays of length n: ceil(n/2) same-class pairs (``same=1``, two
         different items) and floor(n/2) different-class pairs, in random order."""
-        _check_count(n)
-        g = self.groups
+        check_integer("n", n, low=1)
+        g = self.by_class
         n_same = (n + 1) // 2
         same_classes = g.rng.choice(self.with_pairs, size=n_same)
         left_same, right_same = g.two_distinct_items(same_classes)
-        c1, c2 = g.two_distinct_classes(n - n_same)
+        c1, c2 = self._different_classes(n - n_same)
         left = np.concatenate([left_same, g.random_items(c1)])
         right = np.concatenate([right_same, g.random_items(c2)])
         same = np.concatenate([np.ones(n_same, np.int64), np.zeros(n - n_same, np.int64)])
         shuffle = g.rng.permutation(n)
         return left[shuffle], right[shuffle], same[shuffle]
+
+    def _different_classes(self, n):
+        if self.by_group is None:
+            return self.by_class.two_distinct_classes(n)
+        # a class drawn uniformly among those sharing their group picks the group, then two classes of it
+        groups = self.group_of_class[self.by_class.rng.choice(self.in_shared_group, size=n)]
+        return self.by_group.two_distinct_items(groups)
 
 
 class TripletSampler:
@@ -81,17 +103,12 @@ class TripletSampler:
 
     def sample(self, n):
         """(anchor, positive, negative) index arrays of length n; anchor != positive."""
-        _check_count(n)
-        g = self.pairs.groups
+        check_integer("n", n, low=1)
+        g = self.pairs.by_class
         classes = g.rng.choice(self.pairs.with_pairs, size=n)
         anchor, positive = g.two_distinct_items(classes)
         others = (classes + g.rng.integers(1, len(g.classes), size=n)) % len(g.classes)
         return anchor, positive, g.random_items(others)
-
-
-def _check_count(n):
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
 
 
 def _batch(embeddings, labels, metric):
@@ -158,7 +175,7 @@ def semi_hard_triplets(embeddings, labels, margin=1.0, metric="l2"):
     one beyond d(a, p) + margin, whichever lies closer to the band (TF Addons differs; see
     docs/derivations.md#mining).
     """
-    check_positive("margin", margin)
+    check_number("margin", margin, low=0, low_included=False)
     d, positive, negative = _batch(embeddings, labels, metric)
     anchor, pos = np.nonzero(positive)  # every ordered (anchor, positive) pair
     d_ap, d_an, is_negative = d[anchor, pos][:, None], d[anchor], negative[anchor]  # (pairs, 1), (pairs, B)

@@ -50,6 +50,11 @@ def checks(rng):
                     nn.Conv2d(2, 3, 2, stride=3, padding=(2, 0), rng=rng), n((2, 2, 4, 7))),
         layer_check("MaxPool2d(2)", nn.MaxPool2d(2), distinct(rng, (2, 2, 4, 6))),
         layer_check("MaxPool2d(3, stride=2)", nn.MaxPool2d(3, 2), distinct(rng, (1, 2, 7, 7))),
+        layer_check("Conv1d(3, 4, 5, padding=2)", nn.Conv1d(3, 4, 5, padding=2, rng=rng), n((2, 3, 8))),
+        layer_check("Conv1d(2, 3, 3, stride=2, dilation=2, no bias)",
+                    nn.Conv1d(2, 3, 3, stride=2, dilation=2, bias=False, rng=rng), n((2, 2, 11))),
+        layer_check("MaxPool1d(3, stride=2)", nn.MaxPool1d(3, 2), distinct(rng, (2, 3, 9))),
+        layer_check("AvgPool1d(2)", nn.AvgPool1d(2), n((2, 3, 7))),
         layer_check("Flatten", nn.Flatten(), n((2, 3, 2, 2))),
         layer_check("ReLU", nn.ReLU(), away_from_zero(rng, (3, 4))),
         layer_check("Sigmoid", nn.Sigmoid(), n((3, 4))),
@@ -70,6 +75,10 @@ def checks(rng):
         layer_check("Sequential(Conv2d, BatchNorm2d, Tanh, MaxPool2d, Flatten, Linear)",
                     nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, rng=rng), nn.BatchNorm2d(2), nn.Tanh(),
                                   nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 3, rng=rng)), n((3, 1, 4, 4))),
+        layer_check("Sequential(Conv1d, Tanh, MaxPool1d, Conv1d, AvgPool1d, Flatten, Linear)",
+                    nn.Sequential(nn.Conv1d(2, 3, 3, padding=1, rng=rng), nn.Tanh(), nn.MaxPool1d(2),
+                                  nn.Conv1d(3, 2, 2, dilation=2, rng=rng), nn.AvgPool1d(2), nn.Flatten(),
+                                  nn.Linear(4, 2, rng=rng)), distinct(rng, (2, 2, 12))),
     ]
 
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from ...engine import ops, textbook
 from ...engine.conv import conv2d, max_pool2d
+from ...engine.conv1d import avg_pool1d, conv1d, max_pool1d
 from . import Check
 
 
@@ -105,4 +106,12 @@ def checks(rng):
            n((2, 2, 5, 4)), n((3, 2, 3, 2)), n(3)),
         op("textbook max_pool2d 3x2 stride (1,2)", lambda x: textbook.max_pool2d(x, (3, 2), (1, 2)),
            distinct(rng, (2, 2, 5, 6))),
+        op("conv1d stride 1 pad 0", lambda x, w, b: conv1d(x, w, b), n((2, 3, 9)), n((4, 3, 3)), n(4)),
+        op("conv1d stride 2 pad 2 dilation 2", lambda x, w, b: conv1d(x, w, b, stride=2, padding=2, dilation=2),
+           n((2, 2, 10)), n((3, 2, 4)), n(3)),
+        op("conv1d dilation 3, no bias", lambda x, w: conv1d(x, w, dilation=3), n((1, 2, 11)), n((2, 2, 3))),
+        op("max_pool1d 2", lambda x: max_pool1d(x, 2), distinct(rng, (2, 3, 9))),
+        op("max_pool1d 3 stride 2 (overlapping)", lambda x: max_pool1d(x, 3, 2), distinct(rng, (2, 2, 10))),
+        op("avg_pool1d 2", lambda x: avg_pool1d(x, 2), n((2, 3, 9))),
+        op("avg_pool1d 3 stride 1 (overlapping)", lambda x: avg_pool1d(x, 3, 1), n((2, 2, 7))),
     ]
