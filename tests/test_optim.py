@@ -221,3 +221,71 @@ def test_cosine_schedule_and_exact_resume_of_a_schedule():
     assert again.optimizer.param_groups[0]["lr"] == pytest.approx(rates[2])
     with pytest.raises(ValueError, match="CosineLR: total must be an integer >= 1, got 0"):
         optim.CosineLR(opt, total=0)
+
+
+# ----- Koch et al. 2015's schedule: per-layer groups, a momentum ramp, 1% less rate an epoch -------------
+def test_layer_groups_make_one_group_per_layer_in_model_order():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 1, bias=False))
+    groups = optim.layer_groups(model, [{"lr": 0.1}, {"lr": 0.2, "momentum": 0.9}])
+    assert [[id(p) for p in g["params"]] for g in groups] == [[id(model[0].weight), id(model[0].bias)],
+                                                              [id(model[3].weight)]]
+    opt = optim.SGD(groups, lr=1.0, momentum=0.5)
+    assert [(g["lr"], g["momentum"]) for g in opt.param_groups] == [(0.1, 0.5), (0.2, 0.9)]
+    with pytest.raises(ValueError, match=r"got settings for 3 layers, but the model has 2 layers with parameters "
+                                         r"\(0, 3\)"):
+        optim.layer_groups(model, [{}] * 3)
+
+
+def epochs_of(schedule, steps_per_epoch, epochs, key):
+    """``key`` of every group at the first step of each epoch, the schedule stepped after every step."""
+    seen = []
+    for _ in range(epochs):
+        seen.append([g[key] for g in schedule.optimizer.param_groups])
+        for _ in range(steps_per_epoch):
+            schedule.step()
+    return seen
+
+
+def test_momentum_ramps_linearly_each_epoch_from_a_half_to_each_groups_own():
+    opt = optim.SGD([{"params": [param(0.0)], "momentum": 0.9}, {"params": [param(0.0)], "momentum": 0.7},
+                     {"params": [param(0.0)], "momentum": 0.3}], lr=0.1)
+    ramp = optim.MomentumRamp(opt, length=4, step_size=3)
+    np.testing.assert_allclose(epochs_of(ramp, steps_per_epoch=3, epochs=6, key="momentum"),
+                               [[0.5, 0.5, 0.5], [0.6, 0.55, 0.45], [0.7, 0.6, 0.4], [0.8, 0.65, 0.35],
+                                [0.9, 0.7, 0.3], [0.9, 0.7, 0.3]], rtol=1e-15)
+    again = optim.MomentumRamp(optim.SGD([{"params": [param(0.0)], "momentum": m} for m in (0.9, 0.7, 0.3)], lr=0.1),
+                               length=4, step_size=3)
+    again.load_state_dict(ramp.state_dict() | {"t": 7})  # epoch 2 (from 0)
+    np.testing.assert_allclose([g["momentum"] for g in again.optimizer.param_groups], [0.7, 0.6, 0.4], rtol=1e-15)
+
+
+def test_the_ramped_momentum_is_the_one_each_step_uses():
+    p = param(1.0)
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    ramp = optim.MomentumRamp(opt, length=1, step_size=1)
+    for _ in range(3):
+        p.grad = np.array([1.0])
+        opt.step()
+        ramp.step()
+    # velocities 1, then 0.9 * 1 + 1 = 1.9 (the ramp is at 0.9 from the second step), then 0.9 * 1.9 + 1 = 2.71
+    assert p.data[0] == pytest.approx(1 - 0.1 * (1 + 1.9 + 2.71))
+
+
+def test_rates_fall_one_percent_an_epoch_in_every_group():
+    opt = optim.SGD([{"params": [param(0.0)], "lr": 0.05}, {"params": [param(0.0)]}], lr=0.01)
+    decay = optim.StepLR(opt, step_size=4, gamma=0.99)  # what the trainer uses: step_size = steps per epoch
+    rates = epochs_of(decay, steps_per_epoch=4, epochs=11, key="lr")
+    assert rates[10] == [0.05 * 0.99**10, 0.01 * 0.99**10]
+    np.testing.assert_allclose(np.array(rates)[1:] / np.array(rates)[:-1], 0.99, rtol=1e-12)
+
+
+def test_momentum_ramp_bad_arguments():
+    opt = optim.SGD([param(0.0)], lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="MomentumRamp: length must be an integer >= 1, got 0"):
+        optim.MomentumRamp(opt, length=0)
+    with pytest.raises(ValueError, match="MomentumRamp: step_size must be an integer >= 1, got 2.5"):
+        optim.MomentumRamp(opt, length=3, step_size=2.5)
+    with pytest.raises(ValueError, match="MomentumRamp: start must be a finite number >= 0 and < 1, got 1"):
+        optim.MomentumRamp(opt, length=3, start=1)
+    with pytest.raises(TypeError, match="MomentumRamp: needs an SGD optimizer .*got Adam"):
+        optim.MomentumRamp(optim.Adam([param(0.0)]), length=3)

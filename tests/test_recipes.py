@@ -35,6 +35,18 @@ pytest.importorskip("tqdm")
     (dict(val_split="alphabet"), "val_split", "must be one of classes, alphabets; got 'alphabet'"),
     (dict(val_split="alphabets", data="faces"), "val_split", "'alphabets' needs a data set with alphabets"),
     (dict(normalize=True, loss="relation", preset="relation28"), "normalize", "needs a flat embedding"),
+    (dict(layer_lr_scale=0.5), "layer_lr_scale", "must be a list of numbers, one per layer, got 0.5"),
+    (dict(layer_lr_scale=(1, -1)), "layer_lr_scale", "must be a finite number >= 0, got -1 in [1, -1]"),
+    (dict(optimizer="sgd", layer_momentum=(0.9, 1.0)), "layer_momentum",
+     "must be a finite number >= 0 and < 1, got 1.0 in [0.9, 1.0]"),
+    (dict(layer_weight_decay=(float("inf"),)), "layer_weight_decay", "must be a finite number >= 0, got inf"),
+    (dict(layer_lr_scale=(1, 1), layer_weight_decay=(0,)), "layer_weight_decay",
+     "must have one value per layer, as many as the other per-layer settings; got layer_lr_scale 2, "
+     "layer_weight_decay 1 values"),
+    (dict(layer_momentum=(0.9,)), "layer_momentum", "needs optimizer sgd (the one with momentum), got 'adam'"),
+    (dict(optimizer="sgd", momentum_ramp=-1), "momentum_ramp", "must be an integer >= 0, got -1"),
+    (dict(momentum_ramp=5), "momentum_ramp", "needs optimizer sgd (the one with momentum), got 'adam'"),
+    (dict(patience=1.5), "patience", "must be an integer >= 0, got 1.5"),
 ])
 def test_bad_recipe_settings_are_named(settings, field, message):
     with pytest.raises(ConfigError) as error:
@@ -47,6 +59,9 @@ def test_bad_recipe_settings_are_named(settings, field, message):
     (["train", "--out", "x", "--augment-strength", "-0.5"], "--augment-strength must be a finite number > 0"),
     (["train", "--out", "x", "--val-split", "alphabets"], "--val-split 'alphabets' needs a data set with alphabets"),
     (["train", "--out", "x", "--recipe", "fast"], "--recipe must be one of omniglot-demo, omniglot-30min"),
+    (["train", "--out", "x", "--momentum-ramp", "3"], "--momentum-ramp needs optimizer sgd"),
+    (["train", "--out", "x", "--layer-momentum", "0.9", "1.5", "--optimizer", "sgd"],
+     "--layer-momentum must be a finite number >= 0 and < 1, got 1.5 in [0.9, 1.5]"),
     (["folds", "--out", "x", "--data", "omniglot", "--epochs", "1"], "--data must be one of faces, digits here"),
     (["folds", "--out", "x", "--recipe", "digits-demo", "--folds", "11"], "n_folds must be between 3"),
 ])
@@ -66,6 +81,7 @@ def test_defaults_keep_the_plain_set_up():
     assert (c.per_class, c.normalize, c.standardize, c.augment_strength, c.flip, c.tta, c.val_split) == \
         (4, False, False, 1.0, False, False, "classes")
     assert koch_ranges(1.0) == KOCH_RANGES  # the same draws as before strength existed
+    assert (c.layer_lr_scale, c.layer_momentum, c.layer_weight_decay, c.momentum_ramp, c.patience) == ((), (), (), 0, 0)
 
 
 # ----- what each setting does --------------------------------------------------------------------------
@@ -282,3 +298,83 @@ def test_a_stopped_protocol_resumes_the_unfinished_fold(tmp_path, capsys):
     assert main(FOLDS + ["--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "fold 2 of 3" in printed and "fold 1 of 3" not in printed and "fold 3 of 3" not in printed
+
+
+# ----- Koch et al. 2015's recipe ----------------------------------------------------------------------------
+def koch2015_small(**settings):
+    """koch2015's optimisation on the bars: the digits tower (conv, BN, conv, BN, linear) and Koch's head also
+    have six layers with weights."""
+    return TrainConfig(**{**RECIPES["koch2015"], "data": "digits", "preset": "digits", "val_split": "classes",
+                          "batch": 16, "epochs": 3, "steps_per_epoch": 4, "momentum_ramp": 2, "val_way": 6,
+                          "val_episodes": 50, "patience": 0, **settings})
+
+
+def test_koch2015_gives_each_layer_its_settings_and_ramps_and_decays_them(tmp_path):
+    cfg = koch2015_small(layer_lr_scale=(1, 1, 2, 2, 0.5, 1), layer_momentum=(0.9, 0.9, 0.8, 0.8, 0.7, 0.6),
+                         layer_weight_decay=(0, 0, 1e-4, 1e-4, 2e-4, 0))
+    train, val = bars()
+    with RunFolder(tmp_path).open("new") as run:
+        trainer = Trainer(cfg, train, val, run, progress=False)
+        seen = []
+        step = trainer.train_step
+
+        def recording_step():
+            seen.append([(g["lr"], g["momentum"], g["weight_decay"]) for g in trainer.optimizer.param_groups])
+            return step()
+
+        trainer.train_step = recording_step
+        trainer.fit()
+    lr = cfg.lr * np.array(cfg.layer_lr_scale)
+    final = np.array(cfg.layer_momentum)
+    for epoch in range(3):  # the rate 1% lower each epoch; the momentum from 0.5 to each layer's in 2 epochs
+        for settings in seen[epoch * 4:(epoch + 1) * 4]:
+            rates, momenta, decays = np.array(settings).T
+            np.testing.assert_allclose(rates, lr * 0.99**epoch, rtol=1e-12)
+            np.testing.assert_allclose(momenta, 0.5 + (final - 0.5) * min(epoch / 2, 1), rtol=1e-12)
+            np.testing.assert_array_equal(decays, cfg.layer_weight_decay)
+
+
+def test_per_layer_lists_must_fit_the_model(tmp_path):
+    train, val = bars()
+    with RunFolder(tmp_path).open("new") as run, pytest.raises(ConfigError) as error:
+        Trainer(koch2015_small(layer_lr_scale=(1.0,) * 5, layer_momentum=(0.9,) * 5, layer_weight_decay=()),
+                train, val, run)
+    assert error.value.field == "layer_lr_scale"
+    assert "one value per layer of the digits model with the koch loss" in str(error.value)
+    assert "got settings for 5 layers, but the model has 6 layers with parameters" in str(error.value)
+
+
+def test_a_stopped_koch2015_run_resumes_to_the_same_weights(tmp_path):
+    train, val = bars()
+    cfg = koch2015_small()
+    straight = run_to_the_end(cfg, train, val, tmp_path / "straight")
+    from tinysiam.app.training import TrainingInterrupted
+
+    with pytest.raises(TrainingInterrupted):  # in the second epoch: the momentum half-way up its ramp
+        run_to_the_end(cfg, train, val, tmp_path / "stopped", stop_after=6)
+    resumed = run_to_the_end(cfg, train, val, tmp_path / "stopped", resume=True)
+    expected, got = saved_arrays(tmp_path / "straight"), saved_arrays(tmp_path / "stopped")
+    assert expected.keys() == got.keys() and any(".velocity" in name for name in expected)
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    assert [row["train_loss"] for row in resumed.history] == [row["train_loss"] for row in straight.history]
+
+
+def test_patience_stops_after_that_many_epochs_without_a_better_accuracy(tmp_path, monkeypatch):
+    accuracies = iter([0.3, 0.5, 0.4, 0.5, 0.45, 0.9])
+    monkeypatch.setattr(Trainer, "validate", lambda self: next(accuracies))
+    train, val = bars()
+    with RunFolder(tmp_path).open("new") as run:
+        history = Trainer(koch2015_small(epochs=6, steps_per_epoch=1, patience=3), train, val, run,
+                          progress=False).fit()
+    assert [row["val_6way_accuracy"] for row in history] == [0.3, 0.5, 0.4, 0.5, 0.45]  # 0.5 equalled, not beaten
+
+
+def test_a_koch2015_checkpoints_config_resumes_with_the_recipe_given_again():
+    from tinysiam.app.config import resume_config
+
+    recipe = RECIPES["koch2015"]
+    saved = TrainConfig.from_dict(json.loads(json.dumps(TrainConfig(**recipe).to_dict())))  # lists, as stored
+    assert saved == TrainConfig(**recipe)
+    config, changes = resume_config(saved, dict(recipe))  # `train --recipe koch2015 --resume`
+    assert changes == {} and config == saved

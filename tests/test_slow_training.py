@@ -1,9 +1,11 @@
 """Longer training runs on the real data, kept out of the default run (make test-slow)."""
 import json
 
+import numpy as np
 import pytest
 
 from tinysiam.app.cli import main
+from tinysiam.app.recipes import RECIPES
 
 pytestmark = pytest.mark.slow
 
@@ -18,3 +20,22 @@ def test_omniglot_triplet_training_beats_pixels_on_lakes_runs(data_root, tmp_pat
                  "--out", str(out)]) == 0
     accuracy = json.loads((out / "eval_lake.json").read_text())["accuracy"]
     assert accuracy > 0.4
+
+
+def test_the_koch2015_recipe_trains_and_is_tested_on_lakes_runs(data_root, tmp_path, capsys):
+    """koch2015 at a tiny budget (2 steps of 8 pairs, 10 validation episodes): Koch's net at 105x105 trains,
+    saves its checkpoints and is evaluated on Lake's runs."""
+    out = tmp_path / "koch2015"
+    assert main(["train", "--recipe", "koch2015", "--data-dir", str(data_root), "--epochs", "1",
+                 "--steps-per-epoch", "2", "--batch", "8", "--val-episodes", "10", "--quiet", "--no-plots",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "training koch with the koch loss on omniglot" in printed
+    assert "Lake's 20-way within-alphabet one-shot, 20 runs" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert np.isfinite(results["history"][0]["train_loss"]) and 0 <= results["lake_accuracy"] <= 1
+    assert (out / "best.npz").is_file() and (out / "last.npz").is_file()
+    from tinysiam.serialization import read_checkpoint_meta
+
+    saved = read_checkpoint_meta(out / "last.npz")["config"]
+    assert saved["layer_momentum"] == list(RECIPES["koch2015"]["layer_momentum"]) and saved["momentum_ramp"] > 0

@@ -1,10 +1,12 @@
-"""Optimizers (SGD with momentum, Adam) and learning-rate schedules.
+"""Optimizers (SGD with momentum, Adam), learning-rate schedules, a momentum ramp and per-layer groups.
 
 ``params`` is an iterable of parameters, or a list of dicts ("parameter
 groups"), each with its own ``params`` and any of the optimizer's settings,
 e.g. Koch et al.'s per-layer learning rates::
 
     SGD([{"params": conv.parameters(), "lr": 1e-2}, {"params": head.parameters()}], lr=1e-3, momentum=0.5)
+
+``layer_groups(model, settings)`` builds one such group per layer of a model.
 
 ``step()`` changes each parameter's ``.data`` in place. It never modifies a
 ``.grad`` array (one may be a view shared with other tensors); the
@@ -201,25 +203,21 @@ class Adam(Optimizer):
         p.data -= scratch
 
 
-class LRSchedule:
-    """Sets every group's lr to ``initial_lr * factor(t)``, where t counts the calls of ``step()``.
+class Schedule:
+    """Sets a setting of every parameter group from t, the number of ``step()`` calls so far.
 
-    The rate depends on t alone, so ``state_dict()`` (just t) is all a checkpoint needs.
+    The setting depends on t alone, so ``state_dict()`` (just t) is all a checkpoint needs.
     """
 
     def __init__(self, optimizer):
         self.optimizer, self.t = optimizer, 0
-
-    def factor(self, t):
-        raise NotImplementedError
 
     def step(self):
         self.t += 1
         self._apply()
 
     def _apply(self):
-        for group in self.optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * self.factor(self.t)
+        raise NotImplementedError
 
     def state_dict(self):
         return {"t": self.t}
@@ -227,6 +225,17 @@ class LRSchedule:
     def load_state_dict(self, state):
         self.t = int(state["t"])
         self._apply()
+
+
+class LRSchedule(Schedule):
+    """Sets every group's lr to ``initial_lr * factor(t)``."""
+
+    def factor(self, t):
+        raise NotImplementedError
+
+    def _apply(self):
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * self.factor(self.t)
 
 
 class StepLR(LRSchedule):
@@ -261,3 +270,38 @@ class CosineLR(LRSchedule):
 
     def factor(self, t):
         return (1 + math.cos(math.pi * min(t, self.total) / self.total)) / 2
+
+
+class MomentumRamp(Schedule):
+    """SGD momentum that starts at ``start`` in every group and moves linearly, once per ``step_size`` calls of
+    step() (an epoch), to each group's own momentum (its value when the ramp is made), reached after ``length``
+    such epochs (Koch et al. 2015: from 0.5, a step each epoch, to each layer's mu_j)."""
+
+    def __init__(self, optimizer, length, step_size=1, start=0.5):
+        name = type(self).__name__
+        check_integer(f"{name}: length", length, low=1)
+        check_integer(f"{name}: step_size", step_size, low=1)
+        check_number(f"{name}: start", start, low=0, high=1)
+        if not isinstance(optimizer, SGD):
+            raise TypeError(f"{name}: needs an SGD optimizer (the one with momentum), got {type(optimizer).__name__}")
+        super().__init__(optimizer)
+        self.length, self.step_size, self.start = length, step_size, start
+        self.final = [group["momentum"] for group in optimizer.param_groups]
+        self._apply()  # the first step already uses the start value
+
+    def _apply(self):
+        done = min(self.t // self.step_size / self.length, 1.0)  # the share of the ramp behind us
+        for group, final in zip(self.optimizer.param_groups, self.final):
+            group["momentum"] = self.start + (final - self.start) * done
+
+
+def layer_groups(model, settings):
+    """Parameter groups, one per layer of ``model`` (each module that holds parameters, in the model's order),
+    layer i with the optimizer settings ``settings[i]``, e.g. ``{"lr": 1e-2, "momentum": 0.9}``."""
+    layers = {}
+    for name, p in model.named_parameters():
+        layers.setdefault(name.rpartition(".")[0], []).append(p)  # "tower.0.weight" belongs to layer "tower.0"
+    if len(settings) != len(layers):
+        raise ValueError(f"layer_groups: got settings for {len(settings)} layers, but the model has {len(layers)} "
+                         f"layers with parameters ({', '.join(layers)})")
+    return [{"params": params, **setting} for params, setting in zip(layers.values(), settings)]

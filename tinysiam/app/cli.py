@@ -68,6 +68,13 @@ TRAINING_OPTIONS.update({
     "val_split": dict(choices=("classes", "alphabets"),
                       help="omniglot, strokes: validate on random characters, or on whole held-out alphabets, 20-way "
                            "within one (like Lake's runs)"),
+    "layer_lr_scale": dict(type=float, nargs="+", metavar="F",
+                           help="one factor of --lr per layer with weights (the tower's, then the head's)"),
+    "layer_momentum": dict(type=float, nargs="+", metavar="M", help="sgd: one momentum per layer with weights"),
+    "layer_weight_decay": dict(type=float, nargs="+", metavar="WD", help="one L2 weight decay per layer with weights"),
+    "momentum_ramp": dict(type=int, help="sgd: epochs over which every layer's momentum rises linearly from 0.5 to "
+                                         "its own (0: its own from the start)"),
+    "patience": dict(type=int, help="stop after this many epochs without a better validation accuracy (0: never)"),
 })
 # what `tinysiam demo --data D` trains unless told otherwise
 DEMO_RECIPES = {"omniglot": "omniglot-demo", "digits": "digits-demo"}
@@ -339,8 +346,8 @@ def finished_fold(folder, config):
         return None
     from .runs import RunFolder
 
-    with blame(str(folder / "best.npz")):
-        saved = RunFolder(folder).read_meta("best.npz")["config"]
+    with blame(str(folder / "best.npz")):  # read as a config: lists as tuples, settings added since at their defaults
+        saved = TrainConfig.from_dict(RunFolder(folder).read_meta("best.npz")["config"]).to_dict()
     differ = {name: (saved.get(name), value) for name, value in config.to_dict().items()
               if name != "device" and saved.get(name) != value}
     if differ:
@@ -536,7 +543,9 @@ def main(argv=None):
     if argv and argv[0] == "bench":
         return run_benchmarks(argv[1:])
     args = build_parser().parse_args(argv)
-    given = {name: value for name, value in vars(args).items() if name in TRAINING_OPTIONS}
+    # lists (the per-layer options) as tuples, as the config and its recipes hold them
+    given = {name: tuple(value) if isinstance(value, list) else value for name, value in vars(args).items()
+             if name in TRAINING_OPTIONS}
     backend.reuse_freed_memory()  # training allocates the same large temporaries every step
     commands = {"demo": cmd_demo, "train": cmd_train, "eval": cmd_eval, "verify": run_verify,
                 "index": run_index, "search": run_search, "folds": cmd_folds}

@@ -65,6 +65,12 @@ class TrainConfig:
     flip: bool = False  # mirror half of the training images left to right (faces, not characters)
     tta: bool = False  # an image's embedding is the mean over it and its four one-pixel shifts
     val_split: str = "classes"  # omniglot, strokes: "alphabets" validates on whole held-out alphabets, within one each
+    # per-layer settings (Koch et al. 2015); the layers are those with weights, the tower's, then the head's
+    layer_lr_scale: tuple = ()  # each layer's rate is lr times its factor; empty: 1 for every layer
+    layer_momentum: tuple = ()  # sgd: each layer's momentum; empty: momentum for every layer
+    layer_weight_decay: tuple = ()  # each layer's L2 weight decay; empty: weight_decay for every layer
+    momentum_ramp: int = 0  # sgd: epochs over which every layer's momentum rises linearly from 0.5 to its own
+    patience: int = 0  # stop after this many epochs without a better validation accuracy (0: never stop early)
 
     def __post_init__(self):
         for name, allowed in (("data", DATA_SETS), ("preset", tuple(PRESETS)), ("loss", LOSSES),
@@ -92,6 +98,7 @@ class TrainConfig:
                 raise ConfigError(name, f"must be True or False, got {getattr(self, name)!r}")
         # a strength of 5 would scale images by 1 - 0.2 x 5 = 0
         _number(self, "augment_strength", low=0, high=5, low_included=False)
+        self._check_layer_settings()
         if self.val_split == "alphabets" and self.data not in ALPHABET_DATA_SETS:
             raise ConfigError("val_split", f"'alphabets' needs a data set with alphabets ({', '.join(ALPHABET_DATA_SETS)}), "
                               f"got --data {self.data}")
@@ -111,6 +118,28 @@ class TrainConfig:
                               "flat embedding")
         if self.loss == "nt-xent" and not self.augment:
             raise ConfigError("augment", "is needed by the nt-xent loss: its two views of an image are two augmentations")
+
+    def _check_layer_settings(self):
+        for name, high in (("layer_lr_scale", None), ("layer_momentum", 1), ("layer_weight_decay", None)):
+            values = getattr(self, name)
+            if not isinstance(values, (tuple, list)):
+                raise ConfigError(name, f"must be a list of numbers, one per layer, got {values!r}")
+            for value in values:
+                problem = number_problem(value, low=0, high=high)
+                if problem:
+                    raise ConfigError(name, f"{problem} in {list(values)!r}")
+            setattr(self, name, tuple(float(v) for v in values))  # a checkpoint's JSON list compares equal again
+        given = {name: len(getattr(self, name)) for name in ("layer_lr_scale", "layer_momentum", "layer_weight_decay")
+                 if getattr(self, name)}
+        if len(set(given.values())) > 1:
+            counts = ", ".join(f"{name} {n}" for name, n in given.items())
+            raise ConfigError(next(reversed(given)), f"must have one value per layer, as many as the other per-layer "
+                              f"settings; got {counts} values")
+        for name in ("momentum_ramp", "patience"):
+            _integer(self, name, 0)
+        for name in ("layer_momentum", "momentum_ramp"):
+            if getattr(self, name) and self.optimizer != "sgd":
+                raise ConfigError(name, f"needs optimizer sgd (the one with momentum), got {self.optimizer!r}")
 
     @property
     def metric(self):

@@ -24,6 +24,15 @@ RECIPES = {
     "faces": dict(data="faces", preset="faces", loss="triplet", margin=0.2, batch=64, per_class=4, optimizer="adam",
                   lr=3e-3, lr_schedule="cosine", normalize=True, standardize=True, augment=True, flip=True,
                   epochs=5, steps_per_epoch=30, val_way=5),
+    # Koch et al. 2015's own training (docs/recipes.md): their net and head at 105x105, 128 pairs a step, SGD with
+    # each layer's rate, momentum and L2 weight (tower layers with weights, then the head), rates down 1% an epoch,
+    # momentum ramped from 0.5, their distortions, and the best epoch by 20-way one-shot accuracy on 320 episodes
+    # of held-out alphabets, stopping after 20 epochs without a better one. The paper does not publish its
+    # per-layer values: these are one setting for every layer, the rate chosen on validation alphabets. A GPU job
+    "koch2015": dict(data="omniglot", preset="koch", loss="koch", optimizer="sgd", batch=128, lr=1e-2,
+                     layer_lr_scale=(1.0,) * 6, layer_momentum=(0.9,) * 6, layer_weight_decay=(2e-4,) * 6,
+                     momentum_ramp=10, lr_schedule="exponential", lr_decay=0.99, augment=True, val_split="alphabets",
+                     val_way=20, val_episodes=320, epochs=200, steps_per_epoch=1000, patience=20),
     # Bromley et al.'s time-delay net on Omniglot's pen trajectories (docs/signatures.md): batch-hard triplets
     # over 32 characters x 4 drawings, margin 0.5, Adam at 1e-3, trajectory distortions, 2000 steps, validated
     # 20-way within whole held-out alphabets; tested on the three test alphabets next to DTW and raw pixels

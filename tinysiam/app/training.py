@@ -32,6 +32,7 @@ from ..evaluation.held_out import check_way
 from ..evaluation.metrics import n_way_k_shot_accuracy
 from ..serialization import load_checkpoint, save_checkpoint, update_checkpoint_meta
 from ..siamese.distances import NonFiniteValues
+from .config import ConfigError
 from .errors import UserError
 from .model import SiameseModel, load_model
 from .objectives import make_objective
@@ -46,20 +47,45 @@ class NonFiniteLoss(UserError):
     """The loss became NaN or Inf: the run is stopped before that step changes any weight."""
 
 
+# the config's per-layer lists, and the optimizer setting each one sets
+PER_LAYER = {"layer_lr_scale": "lr", "layer_momentum": "momentum", "layer_weight_decay": "weight_decay"}
+
+
+def layer_settings(config):
+    """Each layer's optimizer settings from the config's per-layer lists (equally long), or [] when it has none."""
+    columns = {setting: getattr(config, name) for name, setting in PER_LAYER.items() if getattr(config, name)}
+    if "lr" in columns:
+        columns["lr"] = [config.lr * scale for scale in columns["lr"]]
+    return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+
 def make_optimizer(config, model):
+    """SGD or Adam over the model's parameters: one group per layer when the config has per-layer settings."""
+    params = model.parameters()
+    settings = layer_settings(config)
+    if settings:
+        try:
+            params = optim.layer_groups(model, settings)
+        except ValueError as error:  # lists written for another model
+            given = next(name for name in PER_LAYER if getattr(config, name))
+            raise ConfigError(given, f"must have one value per layer of the {config.preset} model with the "
+                              f"{config.loss} loss ({error})") from None
     if config.optimizer == "sgd":
-        return optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                         weight_decay=config.weight_decay)
-    return optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def make_schedule(config, optimizer):
-    """The learning-rate schedule, stepped after every optimizer step (None: a constant rate)."""
+def make_schedules(config, optimizer):
+    """The schedules stepped after every optimizer step: the learning rate's (none for a constant rate), and
+    the momentum ramp (counted in epochs: one step of either per ``steps_per_epoch`` optimizer steps)."""
+    schedules = []
     if config.lr_schedule == "cosine":
-        return optim.CosineLR(optimizer, total=config.epochs * config.steps_per_epoch)
-    if config.lr_schedule == "exponential":
-        return optim.StepLR(optimizer, step_size=config.steps_per_epoch, gamma=config.lr_decay)
-    return None
+        schedules.append(optim.CosineLR(optimizer, total=config.epochs * config.steps_per_epoch))
+    elif config.lr_schedule == "exponential":
+        schedules.append(optim.StepLR(optimizer, step_size=config.steps_per_epoch, gamma=config.lr_decay))
+    if config.momentum_ramp:
+        schedules.append(optim.MomentumRamp(optimizer, length=config.momentum_ramp, step_size=config.steps_per_epoch))
+    return schedules
 
 
 def default_augment(config, train):
@@ -97,7 +123,7 @@ class Trainer:
         self.rng = np.random.default_rng(config.seed)  # the one stream of batches and augmentations
         self.model = SiameseModel(config, rng=self.rng).to(config.device)
         self.optimizer = make_optimizer(config, self.model)
-        self.schedule = make_schedule(config, self.optimizer)
+        self.schedules = make_schedules(config, self.optimizer)
         self.objective = make_objective(config, train.labels, self.rng)
         self.history, self.changes, self.best_accuracy = [], [], -math.inf
         self.epoch, self.step = 0, 0  # where the next step is: epoch (from 0) and step within it
@@ -128,8 +154,8 @@ class Trainer:
             if name == "lr":  # the optimizer restored the saved rate; its initial_lr is already the new one
                 for group in self.optimizer.param_groups:
                     group["lr"] *= new / old
-        if self.schedule is not None:  # the rate at this step, from the (possibly new) lr and epochs
-            self.schedule.load_state_dict({"t": self.epoch * self.config.steps_per_epoch + self.step})
+        for schedule in self.schedules:  # the rate and momentum at this step, from the (possibly new) lr and epochs
+            schedule.load_state_dict({"t": self.epoch * self.config.steps_per_epoch + self.step})
         self.run.write_history(self.history)  # repairs a history file left behind by a crash
 
     # ----- one step -------------------------------------------------------------------
@@ -159,8 +185,8 @@ class Trainer:
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
-        if self.schedule is not None:
-            self.schedule.step()
+        for schedule in self.schedules:
+            schedule.step()
         return value
 
     def validate(self):
@@ -175,13 +201,23 @@ class Trainer:
 
     # ----- the loop ---------------------------------------------------------------------
     def fit(self):
-        """Train until ``config.epochs``, then calibrate; returns the history (one row per epoch)."""
+        """Train until ``config.epochs`` (or until ``patience`` runs out), then calibrate; returns the history
+        (one row per epoch)."""
         self.model.train()
         with self._stop_on_signals():
-            while self.epoch < self.config.epochs:
+            while self.epoch < self.config.epochs and not self.out_of_patience():
                 self._run_epoch()
+        if self.epoch < self.config.epochs and self.progress:
+            print(f"stopped early: no better validation accuracy in the last {self.config.patience} epochs", flush=True)
         self.calibrate()
         return self.history
+
+    def out_of_patience(self):
+        """Whether ``patience`` epochs have passed without a better validation accuracy than the best one
+        (Koch et al. 2015's early stop; read from the history, so a resumed run stops where it would have)."""
+        c = self.config
+        accuracies = [row[f"val_{c.val_way}way_accuracy"] for row in self.history]
+        return bool(c.patience and accuracies) and len(accuracies) - 1 - int(np.argmax(accuracies)) >= c.patience
 
     def calibrate(self):
         """Record in best.npz and last.npz the decision thresholds that ``tinysiam verify`` uses, measured on
