@@ -13,7 +13,7 @@ import numpy as np
 
 from tinysiam import nn
 from tinysiam.app.presets import get_preset
-from tinysiam.engine.conv import _pair
+from tinysiam.engine.checks import int_pair
 from tinysiam.siamese import KochHead
 
 LOSS_INPUTS = {"contrastive": ("a", "p"), "triplet": ("a", "p", "q"), "bce": ("logits",), "nt_xent": ("a", "p")}
@@ -101,14 +101,14 @@ def describe(tower):
     for module in tower:
         if isinstance(module, nn.Conv2d):
             sizes = dict(c=module.in_channels, oc=module.out_channels, k=module.kernel_size,
-                         stride=_pair(module.stride, "stride"), padding=_pair(module.padding, "padding"))
+                         stride=int_pair("stride", module.stride), padding=int_pair("padding", module.padding))
             layers.append(Layer("conv", sizes, _arrays(module.weight, module.bias)))
         elif isinstance(module, nn.BatchNorm2d):
             sizes = dict(c=module.num_features, eps=module.eps, momentum=module.momentum)
             layers.append(Layer("batchnorm", sizes, _arrays(module.weight, module.bias)))
         elif isinstance(module, nn.MaxPool2d):
-            kernel = _pair(module.kernel_size, "kernel_size")
-            stride = kernel if module.stride is None else _pair(module.stride, "stride")
+            kernel = int_pair("kernel_size", module.kernel_size)
+            stride = kernel if module.stride is None else int_pair("stride", module.stride)
             layers.append(Layer("pool", dict(k=kernel, stride=stride)))
         elif isinstance(module, nn.Linear):
             sizes = dict(fin=module.in_features, fout=module.out_features)
