@@ -170,7 +170,8 @@ class TinysiamContender:
         return _cupy_pool_mb() if self.device == "gpu" else None
 
     def new_algorithms(self):
-        """{layer: algorithm} that conv2d chose since the last call (it times the candidates once per shape)."""
+        """{layer: algorithm} that conv2d chose since the last call (by the layer's shape, or by timing them
+        once per shape with "benchmark")."""
         from tinysiam.engine.conv import chosen_algorithms
 
         chosen = chosen_algorithms()

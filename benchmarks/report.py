@@ -206,9 +206,10 @@ def algorithms_section(report):
     if not rows:
         return []
     return ["", "## Convolution algorithms tinysiam chose", "",
-            "On its first call for a layer shape, `conv2d` runs each algorithm that applies (im2col; Winograd for "
-            "3x3 stride 1; FFT for stride 1) twice, forward and backward, and keeps the fastest for the rest of the "
-            "process (the warm-up runs absorb this).", "", "| benchmark | layer | algorithm |", "| --- | --- | --- |"] + \
+            "`conv2d`'s default, `algorithm=\"auto\"`, picks by the layer's shape alone (`engine.conv.by_shape`): "
+            "im2col for fewer than 16 input channels, Winograd for other 3x3 stride-1 layers, FFT for other stride-1 "
+            "kernels larger than 1x1, im2col for the rest; `\"benchmark\"` (timing the candidates once per shape) "
+            "is the opt-in alternative.", "", "| benchmark | layer | algorithm |", "| --- | --- | --- |"] + \
         [f"| {name} | {layer} | {algorithm} |" for name, layer, algorithm in rows]
 
 
