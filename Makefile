@@ -8,7 +8,7 @@ DATA_DIR ?= ../shared/data
 RESULTS_RUNS := runs/results
 
 .PHONY: demo test test-slow gradcheck bench clean results-demo results-omniglot results-faces results-baselines \
-	results-digits results-tdnn curves
+	results-digits results-tdnn results-losses curves
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,17 @@ results-tdnn: $(STAMP)
 		--record tdnn-strokes
 	$(BIN)/tinysiam train --recipe omniglot-demo --data strokes-images --data-dir $(DATA_DIR) \
 		--out $(RESULTS_RUNS)/strokes-images --overwrite --record strokes-images
+
+# every loss at the demo's budget (the demo's recipe with another --loss), tested on Lake's runs;
+# the triplet row is the demo itself (results-demo)
+LOSS_RUNS := contrastive contrastive-linear chopra koch nt-xent
+results-losses: $(STAMP)
+	for loss in $(LOSS_RUNS); do \
+		$(BIN)/tinysiam train --recipe omniglot-demo --loss $$loss --out $(RESULTS_RUNS)/loss-$$loss --overwrite \
+			--record loss-$$loss || exit 1; \
+	done
+	$(BIN)/tinysiam train --recipe omniglot-demo --loss relation --preset relation28 --way 5 --shot 1 --batch 80 \
+		--out $(RESULTS_RUNS)/loss-relation --overwrite --record loss-relation
 
 # the learning curves in docs/, from the records
 curves: $(STAMP)
