@@ -100,9 +100,9 @@ def test_errors_name_the_argument_and_the_value():
         conv1d(x, w, dilation=3)
     with pytest.raises(ValueError, match=r"x has 10 steps \(12 with the padding\), fewer than the 13"):
         conv1d(x, w, padding=1, dilation=3)
-    with pytest.raises(ValueError, match="same C"):
+    with pytest.raises(ValueError, match=r"conv1d: x has 3 channels \(shape \(2, 3, 10\)\) but weight expects 2"):
         conv1d(x, ts.Tensor(np.ones((4, 2, 3), np.float32)))
-    with pytest.raises(ValueError, match=r"x must be \(N, C, L\), got shape \(3, 10\)"):
+    with pytest.raises(ValueError, match=r"conv1d: x must be \(N, C, L\) and weight \(OC, C, K\); got x \(3, 10\)"):
         conv1d(ts.Tensor(np.ones((3, 10), np.float32)), w)
     with pytest.raises(TypeError, match="dtypes differ"):
         conv1d(x, ts.Tensor(np.ones((4, 3, 5))))

@@ -252,27 +252,40 @@ def _fastest(names, inputs, stride, padding, backward, rounds=3):
     return min(best, key=best.get)
 
 
+# the layouts of x and weight, by the number of axes convolved over
+CONV_LAYOUTS = {1: ("(N, C, L)", "(OC, C, K)"), 2: ("(N, C, H, W)", "(OC, C, KH, KW)")}
+
+
+def check_conv_inputs(fn, x, weight, bias, dims=2):
+    """(x, weight[, bias]): Tensors of one floating dtype in the layouts of a ``dims``-D convolution, x and
+    weight with the same channels, a bias per output channel; else an error naming ``fn`` and the shapes."""
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    for name, t in zip(("x", "weight", "bias"), inputs):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{fn}: {name} must be a Tensor, got {type(t).__name__}")
+        if t.dtype.kind != "f":
+            raise TypeError(f"{fn}: {name} must be floating-point, got dtype {t.dtype}")
+    x_layout, weight_layout = CONV_LAYOUTS[dims]
+    if x.ndim != dims + 2 or weight.ndim != dims + 2:
+        raise ValueError(f"{fn}: x must be {x_layout} and weight {weight_layout}; got x {x.shape}, "
+                         f"weight {weight.shape}")
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(f"{fn}: x has {x.shape[1]} channels (shape {x.shape}) but weight expects "
+                         f"{weight.shape[1]} (weight shape {weight.shape})")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"{fn}: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+    if len({t.dtype for t in inputs}) > 1:
+        raise TypeError(f"{fn}: dtypes differ: {[str(t.dtype) for t in inputs]}")
+    return inputs
+
+
 def conv2d(x, weight, bias=None, stride=1, padding=0, algorithm=None):
     """Convolve x (N, C, H, W) with weight (OC, C, KH, KW) and add bias (OC,).
 
     ``algorithm``: "im2col", "winograd", "fft", "auto" (by the layer's shape) or "benchmark" (time them once
     per layer shape); None follows ``set_algorithm`` (default "auto").
     """
-    inputs = (x, weight) if bias is None else (x, weight, bias)
-    for name, t in zip(("x", "weight", "bias"), inputs):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"conv2d: {name} must be a Tensor, got {type(t).__name__}")
-        if t.dtype.kind != "f":
-            raise TypeError(f"conv2d: {name} must be floating-point, got dtype {t.dtype}")
-    if x.ndim != 4 or weight.ndim != 4:
-        raise ValueError(f"conv2d: x must be (N, C, H, W) and weight (OC, C, KH, KW); got x {x.shape}, weight {weight.shape}")
-    if x.shape[1] != weight.shape[1]:
-        raise ValueError(f"conv2d: x has {x.shape[1]} channels (shape {x.shape}) but weight expects "
-                         f"{weight.shape[1]} (weight shape {weight.shape})")
-    if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
-    if len({t.dtype for t in inputs}) > 1:
-        raise TypeError(f"conv2d: dtypes differ: {[str(t.dtype) for t in inputs]}")
+    inputs = check_conv_inputs("conv2d", x, weight, bias)
     stride, padding, kernel = int_pair("stride", stride), int_pair("padding", padding), weight.shape[2:]
     if min(stride) < 1 or min(padding) < 0:
         raise ValueError(f"conv2d: stride must be >= 1 and padding >= 0, got stride={stride}, padding={padding}")

@@ -7,6 +7,7 @@ send their gradients back through ``add_to_windows``, its backward.
 """
 from .backend import xp_of
 from .checks import check_integer
+from .conv import check_conv_inputs
 from .tensor import Function, Tensor
 
 
@@ -132,18 +133,7 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1):
 
     The output has (L + 2*padding - dilation*(K-1) - 1) // stride + 1 steps.
     """
-    _check_sequences("conv1d", x)
-    inputs = (x, weight) if bias is None else (x, weight, bias)
-    for name, t in zip(("weight", "bias"), inputs[1:]):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"conv1d: {name} must be a Tensor, got {type(t).__name__}")
-    if weight.ndim != 3 or x.shape[1] != weight.shape[1]:
-        raise ValueError(f"conv1d: x must be (N, C, L) and weight (OC, C, K) with the same C; got x {x.shape}, "
-                         f"weight {weight.shape}")
-    if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"conv1d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
-    if len({t.dtype for t in inputs}) > 1:
-        raise TypeError(f"conv1d: dtypes differ: {[str(t.dtype) for t in inputs]}")
+    inputs = check_conv_inputs("conv1d", x, weight, bias, dims=1)
     for name, value, low in (("stride", stride, 1), ("padding", padding, 0), ("dilation", dilation, 1)):
         check_integer(f"conv1d: {name}", value, low=low)
     _check_reach("conv1d", x, dilation * (weight.shape[2] - 1) + 1, padding)
