@@ -47,7 +47,7 @@ results-omniglot: $(STAMP)
 
 # without --overwrite: a stopped protocol continues with the fold it stopped in
 results-faces: $(STAMP)
-	$(BIN)/tinysiam folds --recipe faces --data-dir $(DATA_DIR) --out $(RESULTS_RUNS)/faces-8fold --record faces-8fold
+	$(BIN)/tinysiam folds --recipe faces --data-dir $(DATA_DIR) --out $(RESULTS_RUNS)/faces-8fold-600 --record faces-8fold-600
 
 results-baselines: $(STAMP)
 	$(BIN)/tinysiam eval --protocol lake --baseline mhd --record lake-mhd
@@ -78,5 +78,5 @@ results-losses: $(STAMP)
 curves: $(STAMP)
 	$(BIN)/python scripts/learning_curves.py results/omniglot-demo.json results/omniglot-30min.json \
 		--out docs/omniglot_learning_curves.png
-	$(BIN)/python scripts/learning_curves.py results/faces-8fold.json --out docs/faces_learning_curves.png \
+	$(BIN)/python scripts/learning_curves.py results/faces-8fold-600.json --out docs/faces_learning_curves.png \
 		--ylabel "validation accuracy (5-way one-shot, 5 held-out subjects)"

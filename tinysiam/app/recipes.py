@@ -20,10 +20,11 @@ RECIPES = {
     # the same on the official archives (--data-dir), 30 minutes on 2 cores
     "omniglot-30min": dict(_OMNIGLOT, data="omniglot", epochs=30, steps_per_epoch=360),
     # one fold of the AT&T faces (`tinysiam folds`): standardised images, flips and distortions, unit-length
-    # embeddings, triplets over 16 subjects x 4 photos, margin 0.2
+    # embeddings, triplets over 16 subjects x 4 photos, margin 0.2; 600 steps (validation EER over the 8 folds
+    # 8.1%, against 9.3% at 150 steps)
     "faces": dict(data="faces", preset="faces", loss="triplet", margin=0.2, batch=64, per_class=4, optimizer="adam",
                   lr=3e-3, lr_schedule="cosine", normalize=True, standardize=True, augment=True, flip=True,
-                  epochs=5, steps_per_epoch=30, val_way=5),
+                  epochs=20, steps_per_epoch=30, val_way=5),
     # Koch et al. 2015's own training (docs/recipes.md): their net and head at 105x105, 128 pairs a step, SGD with
     # each layer's rate, momentum and L2 weight (tower layers with weights, then the head), rates down 1% an epoch,
     # momentum ramped from 0.5, their distortions, and the best epoch by 20-way one-shot accuracy on 320 episodes
