@@ -135,7 +135,7 @@ def measure_size(n, latent, spread, args):
                  "build_s": 0.0, "queries_per_s": len(queries) / seconds, "one_query_ms": one_query_ms(exact, queries),
                  "memory_mb": items.nbytes / 2 ** 20, "recall": recall(truth[:100], reference),
                  "recall_reference": "float64 brute force"})
-    rows.append({"method": "exact (tinysiam, CuPy)", "not_run": "not measured: no GPU in this session"})
+    rows.append({"method": "exact (tinysiam, CuPy)", "not_run": "not measured: no GPU on this machine"})
     if not image_search.faiss_available():
         rows.append({"method": "FAISS", "not_run": "faiss-cpu is not installed"})
         return rows, peak_rss_mb()
