@@ -195,7 +195,7 @@ def test_trajectory_ranges_scale_every_distortion():
     moved = [np.abs(augment_trajectories(sequences, np.random.default_rng(3), **trajectory_ranges(strength))
                     - sequences)[:, X:Y + 1].mean() for strength in (0.25, 1.0)]
     assert moved[0] < moved[1]
-    with pytest.raises(ValueError, match="strength must be > 0, got 0"):
+    with pytest.raises(ValueError, match="strength must be a finite number > 0, got 0"):
         trajectory_ranges(0)
 
 

@@ -14,6 +14,7 @@ augmentation averages over.
 import numpy as np
 
 from ..engine.backend import xp_of
+from ..engine.checks import check_number
 
 # Koch et al.'s ranges (low, high); the identity value of each is 0, except scale's, 1
 KOCH_RANGES = {"rotation": (-10.0, 10.0), "shear": (-0.3, 0.3), "scale": (0.8, 1.2), "translation": (-2.0, 2.0)}
@@ -21,8 +22,7 @@ KOCH_RANGES = {"rotation": (-10.0, 10.0), "shear": (-0.3, 0.3), "scale": (0.8, 1
 
 def koch_ranges(strength=1.0):
     """Koch's ranges scaled by ``strength`` about the identity: keyword arguments for ``affine_augment``."""
-    if not strength > 0:
-        raise ValueError(f"strength must be > 0, got {strength!r}")
+    check_number("strength", strength, low=0, low_included=False)
     identity = {"scale": 1.0}
     return {name: tuple(identity.get(name, 0.0) + strength * (bound - identity.get(name, 0.0)) for bound in bounds)
             for name, bounds in KOCH_RANGES.items()}

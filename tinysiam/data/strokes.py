@@ -16,6 +16,7 @@ the path, and whether the pen is up there.
 import numpy as np
 
 from ..engine.backend import xp_of
+from ..engine.checks import check_number
 from .datasets import LabelledSequences
 from .omniglot import omniglot_labels, omniglot_members
 
@@ -28,8 +29,7 @@ TRAJECTORY_RANGES = {"rotation": 10.0, "stretch": 0.15, "shear": 0.2, "warp": 0.
 def trajectory_ranges(strength=1.0):
     """``TRAJECTORY_RANGES`` scaled by ``strength`` (0.5: half of each): keyword arguments for
     ``augment_trajectories``, as ``koch_ranges`` is for images."""
-    if not strength > 0:
-        raise ValueError(f"strength must be > 0, got {strength!r}")
+    check_number("strength", strength, low=0, low_included=False)
     return {name: strength * bound for name, bound in TRAJECTORY_RANGES.items()}
 
 

@@ -16,6 +16,7 @@ steps of the diagonal (scaled when L != M).
 import numpy as np
 
 from ..engine.backend import xp_of
+from ..engine.checks import check_integer
 
 PAIR_BUDGET_BYTES = 128 * 2**20  # pairs are processed in chunks whose cost matrices fit this
 
@@ -27,8 +28,8 @@ def dtw_distance(a, b, band=None):
         raise ValueError(f"a and b must be (P, F, L) and (P, F, M) with the same P and F, got {a.shape} and {b.shape}")
     if a.shape[2] < 1 or b.shape[2] < 1:
         raise ValueError(f"a and b need at least one step each, got {a.shape} and {b.shape}")
-    if band is not None and (not isinstance(band, (int, np.integer)) or band < 0):
-        raise ValueError(f"band must be None or an integer >= 0, got {band!r}")
+    if band is not None:
+        check_integer("band", band, low=0)
     pairs, _, length_a = a.shape
     length_b = b.shape[2]
     chunk = max(1, PAIR_BUDGET_BYTES // (2 * 8 * (length_a + 1) * (length_b + 1)))
