@@ -172,7 +172,7 @@ class TinysiamContender:
     def new_algorithms(self):
         """{layer: algorithm} that conv2d chose since the last call (by the layer's shape, or by timing them
         once per shape with "benchmark")."""
-        from tinysiam.engine.conv import chosen_algorithms
+        from tinysiam.engine.conv_algorithms import chosen_algorithms
 
         chosen = chosen_algorithms()
         new = {layer: name for layer, name in chosen.items() if layer not in self.reported}

@@ -6,8 +6,10 @@ from hypothesis import strategies as st
 
 import tinysiam as ts
 import tinysiam.engine.conv as conv
+import tinysiam.engine.conv_algorithms as algorithms
 import tinysiam.engine.fftconv as fftconv
-from tinysiam.engine.conv import ALGORITHMS, applicable, conv2d, max_pool2d
+from tinysiam.engine.conv import ALGORITHMS, conv2d, max_pool2d
+from tinysiam.engine.conv_algorithms import NAMES, applicable
 from tinysiam.engine.gradcheck import gradcheck
 
 
@@ -119,9 +121,13 @@ def test_fft_sizes_have_only_small_prime_factors():
     assert [fftconv.fast_size(n) for n in (1, 7, 16, 97, 105, 121)] == [1, 8, 16, 100, 108, 125]
 
 
+def test_the_choice_names_every_algorithm_op():
+    assert set(NAMES) == set(ALGORITHMS)
+
+
 def test_auto_chooses_by_the_layer_shape_without_timing(monkeypatch):
-    monkeypatch.setattr(conv, "_chosen", {})
-    monkeypatch.setattr(conv, "_fastest", lambda *args: pytest.fail("auto must not time"))
+    monkeypatch.setattr(algorithms, "_chosen", {})
+    monkeypatch.setattr(algorithms, "fastest", lambda *args: pytest.fail("auto must not time"))
     rng = np.random.default_rng(0)
 
     def chosen(c, k, stride=1):
@@ -133,32 +139,32 @@ def test_auto_chooses_by_the_layer_shape_without_timing(monkeypatch):
     assert chosen(32, 3) == "Conv2dWinogradOp"
     assert chosen(32, 5) == "Conv2dFFTOp"
     assert chosen(32, 3, stride=2) == "Conv2dIm2colOp"
-    assert len(conv.chosen_algorithms()) == 4
+    assert len(algorithms.chosen_algorithms()) == 4
 
 
 def test_benchmark_mode_times_once_per_layer_shape_and_keeps_the_caller_graph_untouched(monkeypatch):
-    monkeypatch.setattr(conv, "_chosen", {})
+    monkeypatch.setattr(algorithms, "_chosen", {})
     timed = []
-    fastest = conv._fastest
-    monkeypatch.setattr(conv, "_fastest", lambda *args: timed.append(args[0]) or fastest(*args))
+    fastest = algorithms.fastest
+    monkeypatch.setattr(algorithms, "fastest", lambda *args: timed.append(args[0]) or fastest(*args))
     rng = np.random.default_rng(0)
     x = ts.Tensor(rng.standard_normal((2, 3, 8, 8)).astype(np.float32), requires_grad=True)
     weight = ts.Tensor(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), requires_grad=True)
     outs = [conv2d(x, weight, padding=1, algorithm="benchmark") for _ in range(3)]
     assert timed == [["im2col", "winograd", "fft"]]  # the first call only
     assert x.grad is None and weight.grad is None  # timing ran on its own leaves
-    (layer, name), = conv.chosen_algorithms().items()
+    (layer, name), = algorithms.chosen_algorithms().items()
     assert layer == "x (2, 3, 8, 8), weight (4, 3, 3, 3), stride (1, 1), padding (1, 1), float32 on cpu, backward"
     assert all(isinstance(o.creator, ALGORITHMS[name]) for o in outs)
     conv2d(x, weight, stride=2, algorithm="benchmark")  # another shape, where im2col alone applies: nothing to time
-    assert len(timed) == 1 and "stride (2, 2)" in " ".join(conv.chosen_algorithms())
+    assert len(timed) == 1 and "stride (2, 2)" in " ".join(algorithms.chosen_algorithms())
 
 
 def test_set_algorithm_forces_one_where_it_applies(monkeypatch):
     rng = np.random.default_rng(0)
     x = ts.Tensor(rng.standard_normal((1, 2, 6, 6)), requires_grad=True)
     w3, w5 = (ts.Tensor(rng.standard_normal((2, 2, k, k)), requires_grad=True) for k in (3, 5))
-    previous = conv.set_algorithm("winograd")
+    previous = algorithms.set_algorithm("winograd")
     try:
         assert previous == "auto"
         assert type(conv2d(x, w3).creator).__name__ == "Conv2dWinogradOp"
@@ -166,13 +172,13 @@ def test_set_algorithm_forces_one_where_it_applies(monkeypatch):
         assert type(conv2d(x, w3, stride=2).creator).__name__ == "Conv2dIm2colOp"
         assert type(conv2d(x, w3, algorithm="fft").creator).__name__ == "Conv2dFFTOp"  # the argument wins
     finally:
-        conv.set_algorithm(previous)
+        algorithms.set_algorithm(previous)
     with pytest.raises(ValueError, match="the winograd algorithm needs a 3x3 kernel and stride 1"):
         conv2d(x, w5, algorithm="winograd")
     with pytest.raises(ValueError, match="the fft algorithm needs stride 1 and a kernel larger than 1x1"):
         conv2d(x, w5, stride=2, algorithm="fft")
     with pytest.raises(ValueError, match="set_algorithm: choose 'auto', 'benchmark' or one of"):
-        conv.set_algorithm("direct")
+        algorithms.set_algorithm("direct")
     with pytest.raises(ValueError, match="algorithm must be 'auto', 'benchmark' or one of"):
         conv2d(x, w3, algorithm="cudnn")
 

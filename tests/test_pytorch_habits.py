@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 import tinysiam as ts
 from tinysiam import ops
 from tinysiam.engine.gradcheck import gradcheck
+from tinysiam.engine.pytorch_habits import PYTORCH_SPELLINGS
 from tinysiam.siamese import losses
 
 
@@ -66,7 +67,7 @@ def test_pytorch_argument_names_say_what_to_write(call, message):
         call(tensor())
 
 
-@pytest.mark.parametrize("name, instead", sorted(ops.PYTORCH_SPELLINGS.items()))
+@pytest.mark.parametrize("name, instead", sorted(PYTORCH_SPELLINGS.items()))
 def test_pytorch_method_spellings_say_what_to_write(name, instead):
     with pytest.raises(AttributeError, match=re.escape(f"no attribute '{name}'; tinysiam spells it the NumPy way: "
                                                        f"{instead}")):

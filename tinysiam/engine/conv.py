@@ -11,19 +11,17 @@ A convolution has three algorithms, each an op with its own backward:
 ``Conv2dIm2colOp`` (here: every window copied into a column, one matrix
 product; any stride), ``Conv2dWinogradOp`` (``winograd.py``: 3x3, stride 1,
 2.25x fewer multiplications) and ``Conv2dFFTOp`` (``fftconv.py``: stride 1,
-products per frequency, whatever the kernel size). Like cuDNN's benchmark
-mode, ``conv2d`` times the algorithms that apply on the first call for each
-layer shape and keeps the fastest; ``set_algorithm`` forces one.
+products per frequency, whatever the kernel size). ``conv2d`` picks one per
+layer by its shape (``conv_algorithms.py``, where ``set_algorithm`` can also
+ask for timing the candidates, like cuDNN's benchmark mode, or force one).
 docs/convolution.md explains them.
 """
-import math
-import time
-
+from . import conv_algorithms
 from .backend import xp_of
-from .checks import int_pair
+from .checks import check_conv_inputs, int_pair
 from .fftconv import Conv2dFFTOp
 from .layout import channel_first_zeros, zero_padded
-from .tensor import Function, Tensor, is_grad_enabled
+from .tensor import Function, is_grad_enabled
 from .winograd import Conv2dWinogradOp
 
 COLUMN_BUDGET_BYTES = 128 * 2**20  # larger im2col matrices are built a slice of the batch at a time
@@ -173,117 +171,17 @@ class MaxPool2dOp(Function):
 
 
 ALGORITHMS = {"im2col": Conv2dIm2colOp, "winograd": Conv2dWinogradOp, "fft": Conv2dFFTOp}
-MODES = ("auto", "benchmark")  # choose by the layer's shape, or by timing the candidates
-_setting = {"algorithm": "auto"}
-_chosen = {}  # layer shape -> the algorithm "auto" or "benchmark" picked for it
-
-
-def set_algorithm(name):
-    """Use one convolution algorithm ("im2col", "winograd", "fft") wherever it applies, or choose per layer:
-    "auto" (the default) by the layer's shape, "benchmark" by timing those that apply on the first call for
-    each layer shape (like cuDNN's benchmark mode: often a little faster, but the choice, and so the rounding,
-    can differ from run to run). Returns the previous setting.
-
-    A forced algorithm that does not apply to a layer (Winograd for a 5x5 kernel) leaves that layer to im2col.
-    """
-    if name not in MODES and name not in ALGORITHMS:
-        raise ValueError(f"set_algorithm: choose 'auto', 'benchmark' or one of {sorted(ALGORITHMS)}, got {name!r}")
-    previous, _setting["algorithm"] = _setting["algorithm"], name
-    return previous
-
-
-def chosen_algorithms():
-    """{layer: algorithm} of every layer shape "auto" or "benchmark" has chosen for in this process."""
-    return dict(_chosen)
-
-
-def by_shape(kernel, stride, in_channels):
-    """The algorithm "auto" uses, from the layer's shape alone, so a run is the same run every time.
-
-    The rule follows what timing chose on the project's CPU (benchmarks/RESULTS.md): im2col for the first
-    layer of a net (few input channels: the transforms cost more than they save), Winograd for 3x3
-    stride-1 layers, FFT for larger stride-1 kernels, im2col for the rest.
-    """
-    names = applicable(kernel, stride)
-    if in_channels < 16:
-        return "im2col"
-    if "winograd" in names:
-        return "winograd"
-    return "fft" if "fft" in names else "im2col"
-
-
-REQUIREMENTS = {"winograd": "a 3x3 kernel and stride 1", "fft": "stride 1 and a kernel larger than 1x1"}
-
-
-def applicable(kernel, stride):
-    """The algorithms that can compute a convolution with this kernel (KH, KW) and stride (see REQUIREMENTS)."""
-    names = ["im2col"]
-    if stride == (1, 1):
-        names += ["winograd", "fft"] if kernel == (3, 3) else ["fft"] if kernel != (1, 1) else []
-    return names
 
 
 def _new_op(name, stride, padding):
     return Conv2dIm2colOp(stride, padding) if name == "im2col" else ALGORITHMS[name](padding)
 
 
-def _fastest(names, inputs, stride, padding, backward, rounds=3):
-    """Of ``names``, the algorithm that computes these inputs fastest: forward, and backward if ``backward``.
-
-    The candidates take turns for a few rounds and each keeps its best time, so a moment of other work on the
-    machine does not decide; the first round also pays for touching fresh memory. A candidate more than 3x
-    slower than the best so far drops out.
-    """
-    def seconds(name):
-        leaves = [Tensor(t.data, requires_grad=t.requires_grad) for t in inputs]  # the caller's graph is not touched
-        start = time.perf_counter()
-        out = _new_op(name, stride, padding)(*leaves)
-        last = out.data
-        if backward:
-            out.backward(xp_of(last).ones_like(last))
-            last = next(leaf.grad for leaf in leaves if leaf.grad is not None)
-        float(last.reshape(-1)[0])  # waits for a GPU to finish
-        return time.perf_counter() - start
-
-    best = dict.fromkeys(names, math.inf)
-    for _ in range(rounds):
-        for name in [name for name in best if best[name] <= 3 * min(best.values())]:
-            best[name] = min(best[name], seconds(name))
-    return min(best, key=best.get)
-
-
-# the layouts of x and weight, by the number of axes convolved over
-CONV_LAYOUTS = {1: ("(N, C, L)", "(OC, C, K)"), 2: ("(N, C, H, W)", "(OC, C, KH, KW)")}
-
-
-def check_conv_inputs(fn, x, weight, bias, dims=2):
-    """(x, weight[, bias]): Tensors of one floating dtype in the layouts of a ``dims``-D convolution, x and
-    weight with the same channels, a bias per output channel; else an error naming ``fn`` and the shapes."""
-    inputs = (x, weight) if bias is None else (x, weight, bias)
-    for name, t in zip(("x", "weight", "bias"), inputs):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{fn}: {name} must be a Tensor, got {type(t).__name__}")
-        if t.dtype.kind != "f":
-            raise TypeError(f"{fn}: {name} must be floating-point, got dtype {t.dtype}")
-    x_layout, weight_layout = CONV_LAYOUTS[dims]
-    if x.ndim != dims + 2 or weight.ndim != dims + 2:
-        raise ValueError(f"{fn}: x must be {x_layout} and weight {weight_layout}; got x {x.shape}, "
-                         f"weight {weight.shape}")
-    if x.shape[1] != weight.shape[1]:
-        raise ValueError(f"{fn}: x has {x.shape[1]} channels (shape {x.shape}) but weight expects "
-                         f"{weight.shape[1]} (weight shape {weight.shape})")
-    if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"{fn}: bias must have shape ({weight.shape[0]},), got {bias.shape}")
-    if len({t.dtype for t in inputs}) > 1:
-        raise TypeError(f"{fn}: dtypes differ: {[str(t.dtype) for t in inputs]}")
-    return inputs
-
-
 def conv2d(x, weight, bias=None, stride=1, padding=0, algorithm=None):
     """Convolve x (N, C, H, W) with weight (OC, C, KH, KW) and add bias (OC,).
 
     ``algorithm``: "im2col", "winograd", "fft", "auto" (by the layer's shape) or "benchmark" (time them once
-    per layer shape); None follows ``set_algorithm`` (default "auto").
+    per layer shape); None follows ``conv_algorithms.set_algorithm`` (default "auto").
     """
     inputs = check_conv_inputs("conv2d", x, weight, bias)
     stride, padding, kernel = int_pair("stride", stride), int_pair("padding", padding), weight.shape[2:]
@@ -292,26 +190,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, algorithm=None):
     if x.shape[2] + 2 * padding[0] < kernel[0] or x.shape[3] + 2 * padding[1] < kernel[1]:
         raise ValueError(f"conv2d: kernel {kernel[0]}x{kernel[1]} is larger than the padded input "
                          f"{x.shape[2] + 2 * padding[0]}x{x.shape[3] + 2 * padding[1]}")
-    names = applicable(kernel, stride)
-    name = algorithm or _setting["algorithm"]
-    if name in MODES:
-        backward = is_grad_enabled() and any(t.requires_grad for t in inputs)
-        layer = (f"x {x.shape}, weight {weight.shape}, stride {stride}, padding {padding}, "
-                 f"{'bias, ' if bias is not None else ''}{x.dtype} on {x.device}, "
-                 + ("forward only" if not backward else "backward" if x.requires_grad else "backward to the weights"))
-        if layer not in _chosen:
-            timed = name == "benchmark" and len(names) > 1
-            _chosen[layer] = (_fastest(names, inputs, stride, padding, backward) if timed
-                              else by_shape(kernel, stride, x.shape[1]))
-        name = _chosen[layer]
-    elif name not in ALGORITHMS:
-        raise ValueError(f"conv2d: algorithm must be 'auto', 'benchmark' or one of {sorted(ALGORITHMS)}, "
-                         f"got {name!r}")
-    elif name not in names:
-        if algorithm:  # asked for by name in this call: say why it cannot run
-            raise ValueError(f"conv2d: the {name} algorithm needs {REQUIREMENTS[name]}; got kernel "
-                             f"{kernel[0]}x{kernel[1]}, stride {stride}")
-        name = "im2col"
+    backward = is_grad_enabled() and any(t.requires_grad for t in inputs)
+    name = conv_algorithms.choose(algorithm, inputs, stride, padding,
+                                  lambda name: _new_op(name, stride, padding), backward)
     return _new_op(name, stride, padding)(*inputs)
 
 

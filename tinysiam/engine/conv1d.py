@@ -6,9 +6,8 @@ same strided view of x, one row of K values per output step (``windows``), and
 send their gradients back through ``add_to_windows``, its backward.
 """
 from .backend import xp_of
-from .checks import check_integer
-from .conv import check_conv_inputs
-from .tensor import Function, Tensor
+from .checks import check_conv_inputs, check_float_tensor, check_integer
+from .tensor import Function
 
 
 def output_length(length, kernel, stride=1, dilation=1):
@@ -111,10 +110,7 @@ class AvgPool1dOp(Function):
 
 
 def _check_sequences(fn, x):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{fn}: x must be a Tensor, got {type(x).__name__}")
-    if x.dtype.kind != "f":
-        raise TypeError(f"{fn}: x must be floating-point, got dtype {x.dtype}")
+    check_float_tensor(fn, "x", x)
     if x.ndim != 3:
         raise ValueError(f"{fn}: x must be (N, C, L), got shape {x.shape}")
 

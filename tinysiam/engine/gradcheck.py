@@ -2,7 +2,7 @@
 
 Use it on your own functions::
 
-    from tinysiam.gradcheck import gradcheck
+    from tinysiam.engine.gradcheck import gradcheck
     gradcheck(lambda x, w: (x @ w).tanh(), x_array, w_array)
 
 ``fn`` takes tensors and returns a tensor of any shape. Its output is reduced to

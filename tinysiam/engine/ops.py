@@ -6,12 +6,12 @@ Arrays may be NumPy or CuPy: array methods (``a.sum()``) work on both, and
 ``xp_of`` gives the module where a function (``xp.exp``) is needed.
 """
 import builtins
-import functools
 import operator
 
 import numpy as np
 
 from .backend import xp_of
+from .pytorch_habits import no_attribute, numpy_names, transpose_problem
 from .tensor import Function, Tensor
 
 
@@ -66,6 +66,10 @@ class Add(Function):
         return unbroadcast(g, self.a_shape), unbroadcast(g, self.b_shape)
 
 
+def add(a, b):
+    return Add()(*_operands("add", a, b))
+
+
 class Sub(Function):
     def forward(self, a, b):
         self.a_shape, self.b_shape = a.shape, b.shape
@@ -75,6 +79,10 @@ class Sub(Function):
         return unbroadcast(g, self.a_shape), unbroadcast(-g, self.b_shape)
 
 
+def sub(a, b):
+    return Sub()(*_operands("sub", a, b))
+
+
 class Mul(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -82,6 +90,10 @@ class Mul(Function):
 
     def backward(self, g):  # d(ab)/da = b, d(ab)/db = a
         return unbroadcast(g * self.b, self.a.shape), unbroadcast(g * self.a, self.b.shape)
+
+
+def mul(a, b):
+    return Mul()(*_operands("mul", a, b))
 
 
 class Div(Function):
@@ -94,12 +106,20 @@ class Div(Function):
         return unbroadcast(grad_a, self.a.shape), unbroadcast(-grad_a * self.a / self.b, self.b.shape)
 
 
+def div(a, b):
+    return Div()(*_operands("div", a, b))
+
+
 class Neg(Function):
     def forward(self, x):
         return -x
 
     def backward(self, g):  # d(-x)/dx = -1
         return -g
+
+
+def neg(x):
+    return Neg()(x)
 
 
 class Pow(Function):
@@ -118,6 +138,10 @@ class Pow(Function):
         return g * self.p * self.x ** (self.p - 1)
 
 
+def pow(x, exponent):
+    return Pow(exponent)(x)
+
+
 class MatMul(Function):
     """a @ b for 2-D (or batched, broadcasting) matrices."""
 
@@ -129,6 +153,13 @@ class MatMul(Function):
         grad_a = g @ self.b.swapaxes(-1, -2)
         grad_b = self.a.swapaxes(-1, -2) @ g
         return unbroadcast(grad_a, self.a.shape), unbroadcast(grad_b, self.b.shape)
+
+
+def matmul(a, b):
+    a, b = _operands("matmul", a, b)
+    if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align (need (..., n, k) @ (..., k, m))")
+    return MatMul()(a, b)
 
 
 # ----- reductions ---------------------------------------------------------------
@@ -158,6 +189,11 @@ class Sum(Function):
         return xp_of(g).broadcast_to(g, self.shape)
 
 
+@numpy_names
+def sum(x, axis=None, keepdims=False):
+    return Sum(axis, keepdims)(x)
+
+
 class Mean(Function):
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
@@ -172,6 +208,11 @@ class Mean(Function):
         if not self.keepdims:
             g = g.reshape([1 if i in self.axes else n for i, n in enumerate(self.shape)])
         return xp_of(g).broadcast_to(g / self.count, self.shape)
+
+
+@numpy_names
+def mean(x, axis=None, keepdims=False):
+    return Mean(axis, keepdims)(x)
 
 
 class Max(Function):
@@ -199,6 +240,12 @@ class Max(Function):
         return grad_rows.reshape(self.moved_shape).transpose(np.argsort(self.order))
 
 
+@numpy_names
+def max(x, axis=None, keepdims=False):
+    """The maximum values only (PyTorch's ``t.max(dim)`` also returns their indices)."""
+    return Max(axis, keepdims)(x)
+
+
 # ----- shape ----------------------------------------------------------------------
 class Reshape(Function):
     def __init__(self, shape):
@@ -215,6 +262,18 @@ class Reshape(Function):
         return g.reshape(self.shape)
 
 
+def reshape(x, *shape):
+    return Reshape(shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)(x)
+
+
+def squeeze(x, axis=None):
+    """x without its axes of length 1 (all of them, or ``axis``): a reshape."""
+    axes = [a for a, n in enumerate(x.shape) if n == 1] if axis is None else _normalize_axis(axis, x.ndim)
+    if builtins.any(x.shape[a] != 1 for a in axes):
+        raise ValueError(f"squeeze: axis {axis} of a tensor of shape {x.shape} does not have length 1")
+    return reshape(x, tuple(n for a, n in enumerate(x.shape) if a not in axes))
+
+
 class Transpose(Function):
     def __init__(self, axes=None):
         self.axes = axes
@@ -227,6 +286,14 @@ class Transpose(Function):
 
     def backward(self, g):  # undo the permutation
         return g.transpose(np.argsort(self.axes))
+
+
+def transpose(x, *axes):
+    """x with its axes permuted: ``axes`` is a permutation of all of them (None reverses them), as in NumPy."""
+    axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes or None
+    if axes is not None and len(axes) != x.ndim:
+        raise ValueError(transpose_problem(axes, x.shape))
+    return Transpose(axes)(x)
 
 
 def _has_array_index(index):
@@ -255,6 +322,10 @@ class GetItem(Function):
         return grad
 
 
+def getitem(x, index):
+    return GetItem(index)(x)
+
+
 class Concatenate(Function):
     def __init__(self, axis=0):
         self.axis = axis
@@ -268,6 +339,11 @@ class Concatenate(Function):
         return tuple(xp_of(g).split(g, cuts, axis=self.axis))
 
 
+@numpy_names
+def concatenate(tensors, axis=0):
+    return Concatenate(axis)(*_operands("concatenate", *tensors))
+
+
 class Stack(Function):
     def __init__(self, axis=0):
         self.axis = axis
@@ -277,6 +353,11 @@ class Stack(Function):
 
     def backward(self, g):  # input i gets g[..., i, ...] along the new axis
         return tuple(xp_of(g).moveaxis(g, self.axis, 0))
+
+
+@numpy_names
+def stack(tensors, axis=0):
+    return Stack(axis)(*_operands("stack", *tensors))
 
 
 class AsType(Function):
@@ -291,6 +372,10 @@ class AsType(Function):
         return g.astype(self.in_dtype)
 
 
+def astype(x, dtype):
+    return AsType(dtype)(x)
+
+
 # ----- element-wise functions ------------------------------------------------------
 class Exp(Function):
     def forward(self, x):
@@ -299,6 +384,10 @@ class Exp(Function):
 
     def backward(self, g):  # d(e^x)/dx = e^x
         return g * self.out
+
+
+def exp(x):
+    return Exp()(x)
 
 
 class Log(Function):
@@ -310,6 +399,10 @@ class Log(Function):
         return g / self.x
 
 
+def log(x):
+    return Log()(x)
+
+
 class Sqrt(Function):
     def forward(self, x):
         self.out = xp_of(x).sqrt(x)
@@ -317,6 +410,10 @@ class Sqrt(Function):
 
     def backward(self, g):  # d(sqrt x)/dx = 1 / (2 sqrt x)
         return g / (2 * self.out)
+
+
+def sqrt(x):
+    return Sqrt()(x)
 
 
 class Abs(Function):
@@ -328,6 +425,10 @@ class Abs(Function):
         return g * xp_of(g).sign(self.x)
 
 
+def abs(x):
+    return Abs()(x)
+
+
 class ReLU(Function):
     def forward(self, x):
         self.positive = x > 0
@@ -335,6 +436,10 @@ class ReLU(Function):
 
     def backward(self, g):  # d relu(x)/dx = 1 if x > 0 else 0
         return g * self.positive
+
+
+def relu(x):
+    return ReLU()(x)
 
 
 class Sigmoid(Function):
@@ -347,6 +452,10 @@ class Sigmoid(Function):
         return g * self.out * (1 - self.out)
 
 
+def sigmoid(x):
+    return Sigmoid()(x)
+
+
 class Tanh(Function):
     def forward(self, x):
         self.out = xp_of(x).tanh(x)
@@ -354,6 +463,10 @@ class Tanh(Function):
 
     def backward(self, g):  # d tanh(x)/dx = 1 - tanh(x)^2
         return g * (1 - self.out * self.out)
+
+
+def tanh(x):
+    return Tanh()(x)
 
 
 class Clip(Function):
@@ -377,124 +490,6 @@ class Clip(Function):
         return g * inside
 
 
-# ----- functional interface (also attached to Tensor as methods) ---------------------
-def add(a, b):
-    return Add()(*_operands("add", a, b))
-
-
-def sub(a, b):
-    return Sub()(*_operands("sub", a, b))
-
-
-def mul(a, b):
-    return Mul()(*_operands("mul", a, b))
-
-
-def div(a, b):
-    return Div()(*_operands("div", a, b))
-
-
-def matmul(a, b):
-    a, b = _operands("matmul", a, b)
-    if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align (need (..., n, k) @ (..., k, m))")
-    return MatMul()(a, b)
-
-
-_NUMPY_NAMES = {"dim": "axis", "keepdim": "keepdims"}  # PyTorch's argument names -> tinysiam's (NumPy's)
-
-
-def _numpy_names(fn):
-    """``fn``, answering PyTorch's ``dim=`` and ``keepdim=`` with the names to write instead."""
-    @functools.wraps(fn)
-    def checked(*args, **kwargs):
-        pytorch = [name for name in kwargs if name in _NUMPY_NAMES]
-        if pytorch:
-            instead = " and ".join(f"{_NUMPY_NAMES[name]}= instead of {name}=" for name in pytorch)
-            raise TypeError(f"{fn.__name__}() takes NumPy's argument names: write {instead}")
-        return fn(*args, **kwargs)
-    return checked
-
-
-@_numpy_names
-def sum(x, axis=None, keepdims=False):
-    return Sum(axis, keepdims)(x)
-
-
-@_numpy_names
-def mean(x, axis=None, keepdims=False):
-    return Mean(axis, keepdims)(x)
-
-
-@_numpy_names
-def max(x, axis=None, keepdims=False):
-    """The maximum values only (PyTorch's ``t.max(dim)`` also returns their indices)."""
-    return Max(axis, keepdims)(x)
-
-
-def reshape(x, *shape):
-    return Reshape(shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)(x)
-
-
-def squeeze(x, axis=None):
-    """x without its axes of length 1 (all of them, or ``axis``): a reshape."""
-    axes = [a for a, n in enumerate(x.shape) if n == 1] if axis is None else _normalize_axis(axis, x.ndim)
-    if builtins.any(x.shape[a] != 1 for a in axes):
-        raise ValueError(f"squeeze: axis {axis} of a tensor of shape {x.shape} does not have length 1")
-    return reshape(x, tuple(n for a, n in enumerate(x.shape) if a not in axes))
-
-
-def transpose(x, *axes):
-    """x with its axes permuted: ``axes`` is a permutation of all of them (None reverses them), as in NumPy."""
-    axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes or None
-    if axes is not None and len(axes) != x.ndim:
-        message = f"transpose{tuple(axes)}: give a permutation of all {x.ndim} axes of shape {x.shape}, as in NumPy"
-        if len(axes) == 2:  # PyTorch's transpose(a, b) swaps two axes
-            swapped = list(range(x.ndim))
-            swapped[axes[0]], swapped[axes[1]] = swapped[axes[1]], swapped[axes[0]]
-            message += f"; to swap axes {axes[0]} and {axes[1]} as PyTorch does, write transpose{tuple(swapped)}"
-        raise ValueError(message)
-    return Transpose(axes)(x)
-
-
-@_numpy_names
-def concatenate(tensors, axis=0):
-    return Concatenate(axis)(*_operands("concatenate", *tensors))
-
-
-@_numpy_names
-def stack(tensors, axis=0):
-    return Stack(axis)(*_operands("stack", *tensors))
-
-
-def exp(x):
-    return Exp()(x)
-
-
-def log(x):
-    return Log()(x)
-
-
-def sqrt(x):
-    return Sqrt()(x)
-
-
-def abs(x):
-    return Abs()(x)
-
-
-def relu(x):
-    return ReLU()(x)
-
-
-def sigmoid(x):
-    return Sigmoid()(x)
-
-
-def tanh(x):
-    return Tanh()(x)
-
-
 def clip(x, low=None, high=None):
     return Clip(low, high)(x)
 
@@ -504,22 +499,7 @@ def maximum(x, value):
     return Clip(low=value)(x)
 
 
-def astype(x, dtype):
-    return AsType(dtype)(x)
-
-
-def neg(x):
-    return Neg()(x)
-
-
-def pow(x, exponent):
-    return Pow(exponent)(x)
-
-
-def getitem(x, index):
-    return GetItem(index)(x)
-
-
+# ----- Tensor's operators and methods ----------------------------------------------
 def _swapped(fn):
     """``fn`` with its two arguments swapped: ``2 - t`` calls ``t.__rsub__(2)``, which is sub(2, t)."""
     return lambda a, b: fn(b, a)
@@ -530,21 +510,7 @@ def _comparison(compare):
     return lambda a, b: Tensor(compare(a.data, b.data if isinstance(b, Tensor) else b))
 
 
-# What PyTorch users type that tinysiam spells the NumPy way: the error says what to write.
-PYTORCH_SPELLINGS = {
-    "view": "t.reshape(...)", "permute": "t.transpose(...)", "unsqueeze": "t[:, None] (None adds an axis)",
-    "dim": "t.ndim", "float": "t.astype('float32')", "double": "t.astype('float64')", "long": "t.astype('int64')",
-    "cpu": "t.to('cpu')", "cuda": "t.to('gpu')", "requires_grad_": "t.requires_grad = True",
-    "tolist": "t.numpy().tolist()", "pow": "t ** p", "mm": "a @ b", "matmul": "a @ b",
-}
-
-
-def _no_attribute(tensor, name):  # Tensor.__getattr__: Python calls it only for a name Tensor does not have
-    hint = f"; tinysiam spells it the NumPy way: {PYTORCH_SPELLINGS[name]}" if name in PYTORCH_SPELLINGS else ""
-    raise AttributeError(f"'Tensor' object has no attribute {name!r}{hint}")
-
-
-# The one place where Tensor gets its operators and methods: each calls the function above.
+# The one place where Tensor gets its operators and methods: each calls a function of this module.
 _TENSOR_METHODS = {
     "__add__": add, "__radd__": _swapped(add), "__sub__": sub, "__rsub__": _swapped(sub),
     "__mul__": mul, "__rmul__": _swapped(mul), "__truediv__": div, "__rtruediv__": _swapped(div),
@@ -555,7 +521,7 @@ _TENSOR_METHODS = {
     "__lt__": _comparison(operator.lt), "__le__": _comparison(operator.le), "__gt__": _comparison(operator.gt),
     "__ge__": _comparison(operator.ge), "__eq__": _comparison(operator.eq), "__ne__": _comparison(operator.ne),
     "__hash__": object.__hash__,  # == compares values, so a tensor hashes by identity, as in PyTorch
-    "__getattr__": _no_attribute,
+    "__getattr__": no_attribute,
 }
 for _name, _method in _TENSOR_METHODS.items():
     setattr(Tensor, _name, _method)

@@ -12,6 +12,7 @@ import contextlib
 import numpy as np
 
 from . import backend
+from .pytorch_habits import ElementCount
 
 _grad_enabled = True
 
@@ -44,14 +45,6 @@ def observing(observer):
         yield observer
     finally:
         _observers.remove(observer)
-
-
-class _ElementCount(int):
-    """``Tensor.size``: the number of elements, as in NumPy. Called like PyTorch's ``t.size()``, it says what to write."""
-
-    def __call__(self, *dim):
-        raise TypeError("Tensor.size is the number of elements, as in NumPy, not a method: for PyTorch's "
-                        "t.size() write t.shape, for t.size(d) write t.shape[d]")
 
 
 def _as_array(data, dtype, device):
@@ -91,7 +84,7 @@ class Tensor:
 
     @property
     def size(self):
-        return _ElementCount(self.data.size)
+        return ElementCount(self.data.size)
 
     @property
     def dtype(self):

@@ -33,7 +33,8 @@ import numpy as np
 
 from ..engine.backend import xp_of
 from ..engine.tensor import Function
-from .layers import check_float_input, check_sizes
+from ..engine.checks import check_float_tensor
+from .layers import check_sizes
 from .module import Module, Parameter
 
 
@@ -109,7 +110,7 @@ class _BatchNorm(Module):
 
     def forward(self, x):
         name = type(self).__name__
-        check_float_input(name, x)
+        check_float_tensor(name, "input", x)
         if x.ndim not in self.input_shapes or x.shape[1] != self.num_features:
             expected = " or ".join(self.input_shapes.values()).replace("C", str(self.num_features))
             raise ValueError(f"{name}({self.num_features}): expected input {expected}, got shape {x.shape}")

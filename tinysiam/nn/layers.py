@@ -1,20 +1,12 @@
 """Layers: Linear, Conv2d, MaxPool2d, Flatten, activations, Dropout, Sequential."""
 from ..engine import ops
 from ..engine.backend import xp_of
-from ..engine.checks import check_integer, check_number, int_pair
+from ..engine.checks import check_float_tensor, check_integer, check_number, int_pair
 from ..engine.conv import conv2d, max_pool2d
 from ..engine.conv1d import avg_pool1d, conv1d, max_pool1d
 from ..engine.tensor import Function, Tensor
 from . import init as initializers
 from .module import Module, Parameter
-
-
-def check_float_input(layer, x):
-    """Layers compute in floating point: refuse integer images or labels with a clear message."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{layer}: expected a Tensor, got {type(x).__name__}")
-    if x.dtype.kind != "f":
-        raise TypeError(f"{layer}: input has dtype {x.dtype}; convert it with .astype('float32')")
 
 
 def check_sizes(layer, **sizes):
@@ -59,7 +51,7 @@ class Linear(Module):
         self.bias = Parameter(b) if bias else None
 
     def forward(self, x):
-        check_float_input("Linear", x)
+        check_float_tensor("Linear", "input", x)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear({self.in_features}, {self.out_features}): input has shape {x.shape}, "
                              f"expected last dimension {self.in_features}")
@@ -88,7 +80,7 @@ class Conv2d(Module):
         self.bias = Parameter(b) if bias else None
 
     def forward(self, x):
-        check_float_input("Conv2d", x)
+        check_float_tensor("Conv2d", "input", x)
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"Conv2d({self.in_channels}, {self.out_channels}): expected input (N, "
                              f"{self.in_channels}, H, W), got shape {x.shape}")
@@ -107,7 +99,7 @@ class MaxPool2d(Module):
         self.kernel_size, self.stride = kernel_size, stride
 
     def forward(self, x):
-        check_float_input("MaxPool2d", x)
+        check_float_tensor("MaxPool2d", "input", x)
         return max_pool2d(x, self.kernel_size, self.stride)
 
     def extra_repr(self):
@@ -123,19 +115,19 @@ class Flatten(Module):
 
 class ReLU(Module):
     def forward(self, x):
-        check_float_input("ReLU", x)
+        check_float_tensor("ReLU", "input", x)
         return ops.relu(x)
 
 
 class Sigmoid(Module):
     def forward(self, x):
-        check_float_input("Sigmoid", x)
+        check_float_tensor("Sigmoid", "input", x)
         return ops.sigmoid(x)
 
 
 class Tanh(Module):
     def forward(self, x):
-        check_float_input("Tanh", x)
+        check_float_tensor("Tanh", "input", x)
         return ops.tanh(x)
 
 
@@ -152,7 +144,7 @@ class Dropout(Module):
         self.p, self.rng = p, rng
 
     def forward(self, x):
-        check_float_input("Dropout", x)
+        check_float_tensor("Dropout", "input", x)
         if not self.training or self.p == 0:
             return x
         keep = initializers.get_rng(self.rng).random(x.shape) >= self.p
@@ -206,7 +198,7 @@ class Conv1d(Module):
         self.bias = Parameter(b) if bias else None
 
     def forward(self, x):
-        check_float_input("Conv1d", x)
+        check_float_tensor("Conv1d", "input", x)
         if x.ndim != 3 or x.shape[1] != self.in_channels:
             raise ValueError(f"Conv1d({self.in_channels}, {self.out_channels}): expected input (N, "
                              f"{self.in_channels}, L), got shape {x.shape}")
@@ -227,7 +219,7 @@ class _Pool1d(Module):
         self.kernel_size, self.stride = kernel_size, stride
 
     def forward(self, x):
-        check_float_input(type(self).__name__, x)
+        check_float_tensor(type(self).__name__, "input", x)
         return type(self).pool(x, self.kernel_size, self.stride)
 
     def extra_repr(self):

@@ -4,7 +4,7 @@ Both are composed from the engine's ops, so their gradients are the ops' own;
 the gradient-check catalogue checks them like every other layer.
 """
 from ..engine import ops
-from .layers import check_float_input
+from ..engine.checks import check_float_tensor
 from .module import Module
 
 
@@ -19,7 +19,7 @@ class L2Normalize(Module):
         self.eps = eps
 
     def forward(self, x):
-        check_float_input("L2Normalize", x)
+        check_float_tensor("L2Normalize", "input", x)
         if x.ndim != 2:
             raise ValueError(f"L2Normalize: expected (N, D) embeddings, got shape {x.shape}")
         return x / ops.sqrt((x * x).sum(axis=1, keepdims=True) + self.eps)
@@ -40,7 +40,7 @@ class Standardize(Module):
         self.eps = eps
 
     def forward(self, x):
-        check_float_input("Standardize", x)
+        check_float_tensor("Standardize", "input", x)
         axes = tuple(range(1, x.ndim))
         centred = x - x.mean(axis=axes, keepdims=True)
         return centred / ops.sqrt((centred * centred).mean(axis=axes, keepdims=True) + self.eps)

@@ -14,8 +14,9 @@ sets of rows (raw arrays, no gradient): for mining, search and evaluation.
 import numpy as np
 
 from ..engine.backend import is_gpu_array, xp_of
+from ..engine.checks import check_tensor
 from ..engine.debug import detecting_anomalies
-from ..engine.tensor import Function, Tensor
+from ..engine.tensor import Function
 
 NORM_EPS = 1e-8  # smallest norm cosine (and NT-Xent) divides by
 
@@ -106,8 +107,7 @@ def check_embeddings(caller, **embeddings):
     """
     (first_name, first), *_ = embeddings.items()
     for name, t in embeddings.items():
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{caller}: {name} must be a Tensor, got {type(t).__name__}")
+        check_tensor(caller, name, t)
         if t.ndim != 2:
             raise ValueError(f"{caller}: {name} must be (N, D) embeddings, got shape {t.shape}")
         if t.shape != first.shape:

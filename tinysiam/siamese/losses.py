@@ -11,7 +11,7 @@ corner, max(0, x) at x = 0, the derivative used is 0.
 """
 
 from ..engine.backend import is_gpu_array, xp_of
-from ..engine.checks import check_number
+from ..engine.checks import check_float_tensor, check_number
 from ..engine.debug import detecting_anomalies
 from .distances import check_embeddings, check_finite, clamped_norm, distance_op
 from ..engine.tensor import Function, Tensor
@@ -207,12 +207,9 @@ class NTXentLoss(LossOp):
 # ----- checking arguments -------------------------------------------------------------------------------
 def _values_and_labels(caller, values_name, values, same):
     """``values`` (N,) floating Tensor and ``same`` (N,) of 0/1, as a constant Tensor of values' dtype."""
-    if not isinstance(values, Tensor):
-        raise TypeError(f"{caller}: {values_name} must be a Tensor, got {type(values).__name__}")
+    check_float_tensor(caller, values_name, values)
     if values.ndim != 1 or values.shape[0] == 0:
         raise ValueError(f"{caller}: {values_name} must be a non-empty (N,) tensor, got shape {values.shape}")
-    if values.dtype.kind != "f":
-        raise TypeError(f"{caller}: {values_name} must be floating point, got dtype {values.dtype}")
     check_finite(caller, values_name, values)
     xp = xp_of(values.data)
     labels = xp.asarray(same.data if isinstance(same, Tensor) else same)
@@ -263,10 +260,7 @@ def mse_loss(prediction, target, reduction="mean"):
     smaller than PyTorch's ``reduction="sum"`` (a sum over all N*K elements). For K = 1,
     one score per pair as in Relation Networks, the two agree.
     """
-    if not isinstance(prediction, Tensor):
-        raise TypeError(f"mse_loss: prediction must be a Tensor, got {type(prediction).__name__}")
-    if prediction.dtype.kind != "f":
-        raise TypeError(f"mse_loss: prediction must be floating point, got dtype {prediction.dtype}")
+    check_float_tensor("mse_loss", "prediction", prediction)
     if not isinstance(target, Tensor):
         target = Tensor(xp_of(prediction.data).asarray(target, dtype=prediction.dtype))
     if prediction.shape != target.shape or prediction.ndim == 0 or prediction.shape[0] == 0:

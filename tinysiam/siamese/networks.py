@@ -9,13 +9,12 @@ One pass also means a BatchNorm layer in the tower normalises over all 2N (or
 from .. import nn
 from ..engine import ops
 from .distances import check_embeddings
-from ..engine.tensor import Tensor
+from ..engine.checks import check_tensor
 
 
 def _check_batch(name, *inputs):
-    for x in inputs:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"{name}: inputs must be Tensors, got {type(x).__name__}")
+    for i, x in enumerate(inputs, start=1):
+        check_tensor(name, f"x{i}", x)
     shapes = [x.shape for x in inputs]
     if len(set(shapes)) != 1:
         raise ValueError(f"{name}: the branches' inputs must have one shape, got {shapes}")
