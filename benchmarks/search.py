@@ -40,12 +40,13 @@ import time
 import numpy as np
 
 from tinysiam import nn
-from tinysiam.app import search as image_search
+from tinysiam.app import image_index
 from tinysiam.app.presets import get_preset
-from tinysiam.data.splits import load_split
-from tinysiam.engine.backend import to_numpy
 from tinysiam.app.trained import load_trained
-from tinysiam.app.verify import calibrate
+from tinysiam.data.registry import load_split
+from tinysiam.engine.backend import to_numpy
+from tinysiam.evaluation import retrieval
+from tinysiam.evaluation.calibration import calibrate
 from tinysiam.evaluation.metrics import equal_error_rate
 from tinysiam.serialization import write_text_atomic
 from tinysiam.siamese.mining import PairSampler
@@ -126,31 +127,31 @@ def measure_size(n, latent, spread, args):
     rows = []
 
     def exact(q):
-        return image_search.nearest(q, items, k)[0]
+        return retrieval.nearest(q, items, k)[0]
 
     seconds, truth = median_time(lambda rows: exact(queries[rows]))
     # float64 queries make the blocks' products float64: the reference the float32 search is checked against
-    reference = image_search.nearest(queries[:100].astype(np.float64), items, k)[0]
-    rows.append({"method": "exact (tinysiam, NumPy)", "setting": f"blocks of {image_search.BLOCK_PAIRS:,} scores",
+    reference = retrieval.nearest(queries[:100].astype(np.float64), items, k)[0]
+    rows.append({"method": "exact (tinysiam, NumPy)", "setting": f"blocks of {retrieval.BLOCK_PAIRS:,} scores",
                  "build_s": 0.0, "queries_per_s": len(queries) / seconds, "one_query_ms": one_query_ms(exact, queries),
                  "memory_mb": items.nbytes / 2 ** 20, "recall": recall(truth[:100], reference),
                  "recall_reference": "float64 brute force"})
     rows.append({"method": "exact (tinysiam, CuPy)", "not_run": "not measured: no GPU on this machine"})
-    if not image_search.faiss_available():
+    if not image_index.faiss_available():
         rows.append({"method": "FAISS", "not_run": "faiss-cpu is not installed"})
         return rows, peak_rss_mb()
-    faiss = image_search.faiss_module()
+    faiss = image_index.faiss_module()
     for method, sweep, option in (("ivf", IVF_NPROBES, "nprobe"), ("hnsw", HNSW_EF_SEARCHES, "ef_search")):
         name = {"ivf": "FAISS IVF-Flat", "hnsw": "FAISS HNSW-Flat"}[method]
         if method == "hnsw" and n > args.hnsw_max:
             rows.append({"method": name, "not_run": f"not run above {args.hnsw_max:,} images: build time "
                                                     "(see the smaller sizes) and memory"})
             continue
-        build_s, (index, params) = timed(lambda: image_search.build_approximate(items, method))
+        build_s, (index, params) = timed(lambda: image_index.build_approximate(items, method))
         memory_mb = index_file_mb(faiss, index)
         for value in sweep:
             def approximate(q):
-                return image_search.approximate_nearest(index, params, q, k, **{option: value})[0]
+                return image_index.approximate_nearest(index, params, q, k, **{option: value})[0]
 
             seconds, found = median_time(lambda rows: approximate(queries[rows]))
             setting = ", ".join(f"{key} {v}" for key, v in params.items() if key not in ("method", option))
@@ -241,7 +242,7 @@ def evaluate(data, checkpoint, args):
     start = time.perf_counter()
     entry = {"data": data, "checkpoint": checkpoint, "preset": config.preset, "loss": config.loss,
              "held_out": "test subjects" if held_out is not val else "validation characters",
-             "search": image_search.retrieval_quality(model, held_out.images, held_out.labels, KS)}
+             "search": retrieval.retrieval_quality(model, held_out.images, held_out.labels, KS)}
     if data == "faces":
         entry["verification"] = verification(model, val, held_out)
     entry["seconds"] = round(time.perf_counter() - start, 1)

@@ -5,10 +5,10 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import write_png
 
 from tinysiam.app.cli import build_parser, main
-from tinysiam.app.config import LOSSES, TrainConfig
-from conftest import write_png
+from tinysiam.app.config import LOSSES
 
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
@@ -145,13 +145,19 @@ def test_a_diverging_run_stops_with_one_line_and_detect_anomaly_names_the_op(tmp
     assert "input shapes (128, 32, 4, 4)" in err
 
 
-def test_training_options_take_their_defaults_from_the_config():
+def test_training_options_take_their_defaults_from_the_config(tmp_path):
     args = build_parser().parse_args(["train", "--out", "x"])
     assert not {"lr", "epochs", "steps_per_epoch", "loss"} & set(vars(args))  # absent: TrainConfig decides
-    defaults = TrainConfig()
-    for action in build_parser()._subparsers._group_actions[0].choices["train"]._actions:
-        if action.dest in TrainConfig.__dataclass_fields__:
-            assert f"(default: {getattr(defaults, action.dest)})" in action.help
+    helps = {action.dest: action.help for action in
+             build_parser()._subparsers._group_actions[0].choices["train"]._actions}
+    # the help states the default a run really gets
+    assert main(["train", "--out", str(tmp_path)] + QUICK) == 0
+    from tinysiam.serialization import read_checkpoint_meta
+
+    saved = read_checkpoint_meta(tmp_path / "best.npz")["config"]
+    for name in ("loss", "optimizer", "lr", "margin", "val_episodes", "preset", "data"):
+        assert f"(default: {saved[name]})" in helps[name]
+    assert "(default: 0.001)" in helps["lr"] and "(default: digits)" in helps["data"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -166,9 +172,9 @@ def test_training_options_take_their_defaults_from_the_config():
     (["train", "--out", "x", "--val-way", "50"], "--val-way must be between 2 and 5"),
     (["train", "--out", ""], "--out must name a folder"),
     (["train", "--data", "strokes", "--out", "x"],
-     "--preset 'digits' does not fit --data strokes: its pen trajectories need a preset over sequences (tdnn)"),
-    (["train", "--preset", "tdnn", "--out", "x"], "--preset 'tdnn' does not fit --data digits: its images need a "
-                                                  "preset over images"),
+     "--preset 'digits' takes images, --data strokes holds sequences: choose a preset over sequences (tdnn)"),
+    (["train", "--preset", "tdnn", "--out", "x"], "--preset 'tdnn' takes sequences, --data digits holds images: "
+                                                  "choose a preset over images (digits, mini"),
     (["train", "--recipe", "tdnn", "--flip", "--out", "x"], "--flip works on images; --data strokes holds pen "
                                                             "trajectories"),
     (["train", "--recipe", "tdnn", "--tta", "--out", "x"], "--tta works on images"),
@@ -193,8 +199,8 @@ def exit_status(args):
 
 def test_eval_nway_reports_what_the_library_computes(tmp_path):
     from tinysiam.app.model import load_model
-    from tinysiam.data.splits import load_split
-    from tinysiam.evaluation.held_out import evaluate_held_out
+    from tinysiam.data.registry import load_split
+    from tinysiam.evaluation.held_out import evaluate_held_out, raw_pixel_accuracy
 
     assert main(["train", "--out", str(tmp_path / "run")] + QUICK) == 0
     evaluation = tmp_path / "eval"
@@ -202,8 +208,9 @@ def test_eval_nway_reports_what_the_library_computes(tmp_path):
                  "--out", str(evaluation)]) == 0
     result = json.loads((evaluation / "eval_nway.json").read_text())
     model, config = load_model(tmp_path / "run" / "best.npz")
-    expected = evaluate_held_out(model, load_split("digits", (8, 8), config.seed)[2], 3, seed=0)
-    assert result == pytest.approx(expected) and (evaluation / "roc.png").is_file()
+    test = load_split("digits", (8, 8), config.seed)[2]
+    assert result.pop("test_3way_1shot_raw_pixels") == pytest.approx(raw_pixel_accuracy(test, 3, seed=0).accuracy)
+    assert result == pytest.approx(evaluate_held_out(model, test, 3, seed=0)) and (evaluation / "roc.png").is_file()
     assert main(["eval", "--protocol", "nway", "--checkpoint", str(tmp_path / "run" / "best.npz"),
                  "--out", str(evaluation)]) == 2  # results already there: not replaced without --overwrite
 
@@ -225,7 +232,8 @@ def test_record_writes_the_result_with_its_command(data_root, tmp_path, monkeypa
 
 def test_omniglot_training_is_tested_on_lakes_runs_next_to_the_baselines(data_root, tmp_path):
     assert main(["train", "--data", "omniglot", "--data-dir", str(data_root), "--preset", "mini", "--out",
-                 str(tmp_path), "--epochs", "1", "--steps-per-epoch", "2", "--batch", "16", "--quiet", "--no-plots"]) == 0
+                 str(tmp_path), "--epochs", "1", "--steps-per-epoch", "2", "--batch", "16", "--quiet",
+                 "--no-plots"]) == 0
     from tinysiam.app.model import load_model
     from tinysiam.evaluation.oneshot import evaluate_lake_runs, load_lake_runs
 
@@ -268,9 +276,27 @@ def test_eval_lake_refuses_a_checkpoint_with_nan_weights(data_root, tmp_path, ca
     assert "tower.0.weight hold NaN or Inf" in capsys.readouterr().err
 
 
+def test_a_model_whose_scores_diverge_is_a_user_error_but_a_library_bug_keeps_its_traceback(tmp_path, monkeypatch,
+                                                                                              capsys):
+    from tinysiam.app.model import SiameseModel
+
+    assert main(["train", "--out", str(tmp_path)] + QUICK) == 0
+    checkpoint = str(tmp_path / "best.npz")
+    monkeypatch.setattr(SiameseModel, "similarity", lambda self, q, s: np.full((len(q), len(s)), np.inf))
+    assert main(["eval", "--checkpoint", checkpoint]) == 2
+    assert "--checkpoint: the scores of run01 hold 400 non-finite values" in capsys.readouterr().err
+
+    def bug(self, queries, supports):
+        raise ValueError("a bug in the library")
+
+    monkeypatch.setattr(SiameseModel, "similarity", bug)
+    with pytest.raises(ValueError, match="a bug in the library"):  # not turned into a one-line user error
+        main(["eval", "--checkpoint", checkpoint])
+
+
 def test_train_on_the_att_faces_reports_verification(data_root, tmp_path):
     from tinysiam.app.model import load_model
-    from tinysiam.data.splits import load_split
+    from tinysiam.data.registry import load_split
     from tinysiam.evaluation.held_out import evaluate_held_out
 
     out = tmp_path / "faces"
@@ -302,7 +328,8 @@ def test_bad_strokes_data_stops_training_with_one_line(text, message, tmp_path, 
 
 def test_strokes_training_is_tested_next_to_dtw_and_pixels(data_root, tmp_path, monkeypatch, capsys):
     from tinysiam.app.model import load_model
-    from tinysiam.data.splits import STROKES_TEST_ALPHABETS, drawing_images, load_split
+    from tinysiam.data.registry import load_split
+    from tinysiam.data.splits import STROKES_TEST_ALPHABETS, drawing_images
     from tinysiam.evaluation.held_out import TRAJECTORY_PIXEL_SIZE, evaluate_trajectories
 
     monkeypatch.chdir(tmp_path)
@@ -325,18 +352,19 @@ def test_strokes_training_is_tested_next_to_dtw_and_pixels(data_root, tmp_path, 
                  "--out", str(tmp_path / "eval")]) == 0
     assert json.loads((tmp_path / "eval" / "eval_nway.json").read_text()) == expected
     assert main(["eval", "--checkpoint", str(out / "best.npz"), "--data-dir", str(data_root)]) == 2
-    assert "its preset 'tdnn' does not fit --data omniglot: its images need a preset over images" in \
+    assert "its preset 'tdnn' takes sequences, --data omniglot holds images" in \
         capsys.readouterr().err
     png = write_png(tmp_path / "a.png", np.zeros((8, 8)))
     assert main(["verify", str(png), str(png), "--checkpoint", str(out / "best.npz")]) == 2
-    assert "its preset 'tdnn' takes pen trajectories, not the image files this command reads" in \
+    assert "its preset 'tdnn' takes sequences, not the image files this command reads" in \
         capsys.readouterr().err
 
 
 def test_an_image_net_trained_on_the_strokes_split_is_scored_on_the_same_pairs(data_root, tmp_path, capsys):
     """--data strokes-images: the drawings' images of the strokes' training alphabets; the test is the
     strokes' protocol (the same pairs, DTW and pixel baselines), the model scoring the images."""
-    from tinysiam.data.splits import STROKES_TEST_ALPHABETS, load_split
+    from tinysiam.data.registry import load_split
+    from tinysiam.data.splits import STROKES_TEST_ALPHABETS
 
     out = tmp_path / "images"
     assert main(["train", "--recipe", "omniglot-demo", "--data", "strokes-images", "--data-dir", str(data_root),

@@ -3,15 +3,15 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import on, pattern_images, write_png
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import on, pattern_images, write_png
-from tinysiam.app import search
+from tinysiam.app import image_index, search
 from tinysiam.app.cli import main
 from tinysiam.app.model import load_model
 from tinysiam.engine.backend import to_numpy
-from tinysiam.evaluation import metrics
+from tinysiam.evaluation import retrieval
 
 Image = pytest.importorskip("PIL.Image")
 pytest.importorskip("matplotlib")
@@ -37,7 +37,7 @@ def test_nearest_is_the_brute_force_top_k_in_any_blocks(n_queries, n_items, dim,
     rng = np.random.default_rng(seed)
     queries, items = rng.standard_normal((n_queries, dim)), rng.standard_normal((n_items, dim))
     k = data.draw(st.integers(1, n_items))
-    indices, scores = search.nearest(queries, items, k, block_pairs=block)
+    indices, scores = retrieval.nearest(queries, items, k, block_pairs=block)
     squared = ((queries[:, None] - items[None]) ** 2).sum(axis=2)
     expected = np.argsort(squared, axis=1, kind="stable")[:, :k]
     np.testing.assert_array_equal(indices, expected)  # continuous random values: no ties
@@ -49,8 +49,8 @@ def test_nearest_is_the_brute_force_top_k_in_any_blocks(n_queries, n_items, dim,
 def test_nearest_on_each_device(device):
     rng = np.random.default_rng(0)
     queries, items = rng.standard_normal((5, 8)).astype(np.float32), rng.standard_normal((300, 8)).astype(np.float32)
-    indices, scores = search.nearest(*on(device, queries, items), 7, block_pairs=64)
-    reference, _ = search.nearest(queries, items, 7)
+    indices, scores = retrieval.nearest(*on(device, queries, items), 7, block_pairs=64)
+    reference, _ = retrieval.nearest(queries, items, 7)
     np.testing.assert_array_equal(to_numpy(indices), reference)
 
 
@@ -65,7 +65,7 @@ def untrained(loss):
     images = np.random.default_rng(4).random((46, 1) + model_input_size(preset), dtype=np.float32)
     embeddings = to_numpy(model.embed(images[:40]))
     meta = {"checkpoint": {"score": model.score_kind}, "approximate": None}
-    return model, search.ImageIndex(embeddings, [f"{i}.png" for i in range(40)], np.zeros(40, np.int32), meta), \
+    return model, image_index.ImageIndex(embeddings, [f"{i}.png" for i in range(40)], np.zeros(40, np.int32), meta), \
         images[40:]
 
 
@@ -80,37 +80,47 @@ def test_search_ranks_as_the_model_scores_pairs(loss):
     """L2, L1 (chopra), cosine (nt-xent), Koch's logit, a relation module: the k best of what verify would score."""
     model, index, images = untrained(loss)
     queries = to_numpy(model.embed(images))
-    indices, scores = search.search(index, model, queries, 5)
+    indices, scores = image_index.search(index, model, queries, 5)
     every = model.embedding_similarity(queries, index.embeddings)  # each query against each indexed image
     np.testing.assert_allclose(scores, -np.sort(-every, axis=1)[:, :5], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(np.take_along_axis(every, indices, axis=1), scores, rtol=1e-4, atol=1e-4)
     if model.head is None:  # found rows are measured from their difference: an indexed image is 0 from itself
-        assert search.search(index, model, index.embeddings[7:8], 1)[1][0, 0] == pytest.approx(0, abs=1e-6)
+        assert image_index.search(index, model, index.embeddings[7:8], 1)[1][0, 0] == pytest.approx(0, abs=1e-6)
 
 
 def test_faiss_ranks_cosine_models_by_cosine():
     pytest.importorskip("faiss", reason="faiss-cpu is not installed (pip install tinysiam[search])")
     model, index, images = untrained("nt-xent")
-    built, params = search.build_approximate(search.for_faiss(index.embeddings, "neg_cosine"), "hnsw")
-    index.approximate, index.meta["approximate"] = search.faiss_module().serialize_index(built), params
+    built, params = image_index.build_approximate(image_index.for_faiss(index.embeddings, "neg_cosine"), "hnsw")
+    index.approximate, index.meta["approximate"] = image_index.faiss_module().serialize_index(built), params
     queries = to_numpy(model.embed(images))
-    approximate = search.search(index, model, queries, 5)
-    exact = search.search(index, model, queries, 5, exact=True)
+    approximate = image_index.search(index, model, queries, 5)
+    exact = image_index.search(index, model, queries, 5, exact=True)
     np.testing.assert_array_equal(approximate[0], exact[0])  # 40 images: HNSW finds them all
     np.testing.assert_allclose(approximate[1], exact[1])
 
 
-def test_retrieval_quality_agrees_with_the_metrics(calibrated_checkpoint):
+def brute_force_retrieval(points, labels, k):
+    """(precision@1, recall@k) by sorting every other point by its distance: the definition, for reference."""
+    distances = np.linalg.norm(points[:, None].astype(np.float64) - points[None], axis=2)
+    np.fill_diagonal(distances, np.inf)  # an item is not its own neighbour, whatever its duplicates
+    order = np.argsort(distances, axis=1, kind="stable")
+    hits = labels[order] == labels[:, None]
+    return hits[:, 0].mean(), hits[:, :k].any(axis=1).mean()
+
+
+def test_retrieval_quality_is_leave_one_out_retrieval_by_the_definition(calibrated_checkpoint):
     model, _ = load_model(calibrated_checkpoint())
     held_out = pattern_images(5, seed=8)
-    pixels = held_out.images.reshape(len(held_out), -1)
     held_out.images[3] = held_out.images[4]  # a duplicate may outrank an image's own entry: still left out
-    result = search.retrieval_quality(model, held_out.images, held_out.labels, ks=(1, 3))
+    result = retrieval.retrieval_quality(model, held_out.images, held_out.labels, ks=(1, 3))
     embeddings = to_numpy(model.embed(held_out.images))
-    assert result["model"]["precision_at_1"] == metrics.precision_at_1(embeddings, held_out.labels)
-    assert result["model"]["recall_at_3"] == metrics.recall_at_k(embeddings, held_out.labels, 3)
-    pixels[3] = pixels[4]
-    assert result["pixels"]["recall_at_3"] == metrics.recall_at_k(pixels, held_out.labels, 3)
+    pixels = held_out.images.reshape(len(held_out), -1)
+    for found, points in ((result["model"], embeddings), (result["pixels"], pixels)):
+        precision, recall = brute_force_retrieval(points, held_out.labels, 3)
+        assert found["precision_at_1"] == pytest.approx(precision) and found["recall_at_3"] == pytest.approx(recall)
+        assert retrieval.precision_at_1(points, held_out.labels) == found["precision_at_1"]
+        assert retrieval.recall_at_k(points, held_out.labels, 3) == found["recall_at_3"]
     assert (result["images"], result["classes"]) == (30, 6)
 
 
@@ -128,7 +138,7 @@ def test_index_embeds_every_readable_image_and_lists_the_rest(calibrated_checkpo
     assert "skipped 1 unreadable file:\n  damaged.png: not a readable image" in captured.err
     with np.load(tmp_path / "index.npz", allow_pickle=False) as stored:  # plain arrays, no pickle
         assert stored["embeddings"].shape == (24, 64) and stored["name_offsets"][-1] == len(stored["names"])
-    index = search.load_index(tmp_path / "index.npz")
+    index = image_index.load_index(tmp_path / "index.npz")
     assert index.names[0] == "pattern0/0.png" and index.meta["approximate"] is None
     model, _ = load_model(checkpoint)
     image = np.asarray(Image.open(collection / "pattern0" / "0.png"), np.float32)[None, None] / 255
@@ -138,7 +148,7 @@ def test_index_embeds_every_readable_image_and_lists_the_rest(calibrated_checkpo
         for path in sorted(collection.rglob("*.png")):
             archive.write(path, path.relative_to(collection).as_posix())
     assert main(index_args(tmp_path / "collection.zip", checkpoint, tmp_path / "zipped.npz")) == 0
-    zipped = search.load_index(tmp_path / "zipped.npz")
+    zipped = image_index.load_index(tmp_path / "zipped.npz")
     assert zipped.names == index.names
     np.testing.assert_array_equal(zipped.embeddings, index.embeddings)
     assert zipped.read_file(0) == (collection / "pattern0" / "0.png").read_bytes()
@@ -191,7 +201,7 @@ def test_images_are_inverted_for_omniglot_checkpoints_unless_told(calibrated_che
     for options, inverted in (([], True), (["--no-invert"], False)):
         out = tmp_path / f"index{len(options)}.npz"
         assert main(index_args(collection, omniglot, out, *options)) == 0
-        index = search.load_index(out)
+        index = image_index.load_index(out)
         assert index.meta["invert"] is inverted
         image = np.asarray(Image.open(collection / index.names[0]), np.float32)[None, None] / 255
         expected = to_numpy(model.embed(1 - image if inverted else image))[0]
@@ -214,7 +224,7 @@ def test_append_adds_only_new_images_from_the_same_checkpoint(calibrated_checkpo
     assert main(index_args(part, calibrated_checkpoint(), out, "--append")) == 0
     assert "indexed 1 images (9 in all)" in capsys.readouterr().out
     assert main(index_args(collection, calibrated_checkpoint(), out, "--append")) == 0
-    index = search.load_index(out)
+    index = image_index.load_index(out)
     assert len(index) == 9 + 24 and len(index.meta["collections"]) == 2
     assert index.location(8) == f"{part}/pattern2/new.png"
     assert main(index_args(collection, calibrated_checkpoint(), out, "--append")) == 0
@@ -283,37 +293,37 @@ def clustered(n, dim, seed, n_clusters=50):
 
 def test_without_faiss_an_approximate_index_asks_for_it(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "faiss", None)  # import faiss now fails
-    assert search.choose_method("auto", 10 ** 7, "neg_l2") == "exact"
+    assert image_index.choose_method("auto", 10 ** 7, "neg_l2") == "exact"
     with pytest.raises(ImportError, match=r"pip install tinysiam\[search\]"):
-        search.build_approximate(clustered(100, 4, 0), "ivf")
+        image_index.build_approximate(clustered(100, 4, 0), "ivf")
 
 
 def test_choose_method_by_size_and_head():
-    assert search.choose_method("auto", search.AUTO_APPROXIMATE - 1, "neg_l2") == "exact"
-    assert search.choose_method("auto", 10 ** 7, "koch_logit") == "exact"
+    assert image_index.choose_method("auto", image_index.AUTO_APPROXIMATE - 1, "neg_l2") == "exact"
+    assert image_index.choose_method("auto", 10 ** 7, "koch_logit") == "exact"
     with pytest.raises(ValueError, match="--method hnsw: this model scores pairs by Koch's head"):
-        search.choose_method("hnsw", 100, "koch_logit")
+        image_index.choose_method("hnsw", 100, "koch_logit")
     with pytest.raises(ValueError, match="--method hnsw: this model scores pairs by a relation module"):
-        search.choose_method("hnsw", 100, "relation_score")
+        image_index.choose_method("hnsw", 100, "relation_score")
     with pytest.raises(ValueError, match="--method ivf: this model scores pairs by L1 distance"):
-        search.choose_method("ivf", 100, "neg_l1")
-    assert search.choose_method("ivf", 100, "neg_cosine") == "ivf"
+        image_index.choose_method("ivf", 100, "neg_l1")
+    assert image_index.choose_method("ivf", 100, "neg_cosine") == "ivf"
 
 
 @pytest.mark.parametrize("method", ["ivf", "hnsw"])
 def test_faiss_finds_nearly_what_exact_search_finds(method):
     pytest.importorskip("faiss", reason="faiss-cpu is not installed (pip install tinysiam[search])")
     items, queries = clustered(5000, 16, 0), clustered(200, 16, 1)
-    index, params = search.build_approximate(items, method)
-    found, squared = search.approximate_nearest(index, params, queries, 10)
-    exact, _ = search.nearest(queries, items, 10)
+    index, params = image_index.build_approximate(items, method)
+    found, squared = image_index.approximate_nearest(index, params, queries, 10)
+    exact, _ = retrieval.nearest(queries, items, 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact)])
     assert recall > 0.9, recall
     distances = np.linalg.norm(queries[:, None] - items[found], axis=2)
     np.testing.assert_allclose(np.sqrt(squared), distances, rtol=1e-3, atol=1e-3)  # FAISS's distances are L2^2
-    assert search.choose_method("auto", search.AUTO_APPROXIMATE, "neg_l2") == "hnsw"
-    assert search.choose_method("auto", search.AUTO_HNSW_MAX, "neg_l2") == "hnsw"
-    assert search.choose_method("auto", search.AUTO_HNSW_MAX + 1, "neg_l2") == "ivf"
+    assert image_index.choose_method("auto", image_index.AUTO_APPROXIMATE, "neg_l2") == "hnsw"
+    assert image_index.choose_method("auto", image_index.AUTO_HNSW_MAX, "neg_l2") == "hnsw"
+    assert image_index.choose_method("auto", image_index.AUTO_HNSW_MAX + 1, "neg_l2") == "ivf"
 
 
 def test_faiss_index_is_stored_and_used_by_search(calibrated_checkpoint, collection, tmp_path, capsys):
@@ -321,7 +331,7 @@ def test_faiss_index_is_stored_and_used_by_search(calibrated_checkpoint, collect
     out = tmp_path / "index.npz"
     assert main(index_args(collection, calibrated_checkpoint(), out, "--method", "ivf")) == 0
     assert "FAISS IVF-Flat" in capsys.readouterr().out
-    assert search.load_index(out).approximate.dtype == np.uint8
+    assert image_index.load_index(out).approximate.dtype == np.uint8
     query = str(collection / "pattern4" / "16.png")
     results = {}
     for extra in ([], ["--exact"], ["--nprobe", "1"]):
@@ -362,4 +372,31 @@ def test_scale_benchmark_smoke(tmp_path):
             sweep = [row["recall"] for row in measured if row["method"] == method]
             assert not sweep or sweep[-1] >= 0.95, (method, sweep)
     faiss_rows = [row for size in sizes for row in size["rows"] if row["method"].startswith("FAISS ")]
-    assert search.faiss_available() == bool(faiss_rows)
+    assert image_index.faiss_available() == bool(faiss_rows)
+
+
+def test_search_with_a_demo_checkpoint_finds_what_eval_scores_on_lakes_runs(data_root, tmp_path, capsys):
+    """The data-set registry says the demo's data stores its ink inverted: index and search invert Lake's PNG files
+    for its checkpoint without being told, and the nearest support image of each query is the one eval picks."""
+    from tinysiam.app.config import TrainConfig
+    from tinysiam.app.model import SiameseModel
+    from tinysiam.app.recipes import RECIPES
+    from tinysiam.evaluation.oneshot import load_lake_runs
+    from tinysiam.serialization import save_checkpoint
+
+    config = TrainConfig(**RECIPES["omniglot-demo"])  # untrained weights: what matters is how images are read
+    checkpoint = tmp_path / "demo.npz"
+    save_checkpoint(checkpoint, SiameseModel(config, rng=np.random.default_rng(0)), config=config.to_dict())
+    model, _ = load_model(checkpoint)
+    with zipfile.ZipFile(data_root / "omniglot" / "all_runs.zip") as archive:
+        archive.extractall(tmp_path / "runs", [n for n in archive.namelist() if n.startswith(("run01/", "run02/"))])
+    for run in load_lake_runs(data_root / "omniglot" / "all_runs.zip", size=(28, 28))[:2]:
+        picked = np.argmax(model.similarity(run.queries, run.supports), axis=1)  # what eval scores
+        folder = tmp_path / "runs" / run.name
+        capsys.readouterr()
+        assert main(index_args(folder / "training", checkpoint, tmp_path / f"{run.name}.npz")) == 0
+        assert "inverted" in capsys.readouterr().out
+        queries = sorted((folder / "test").glob("item*.png"))
+        assert main(["search", str(tmp_path / f"{run.name}.npz"), *map(str, queries), "-k", "1", "--no-sheet"]) == 0
+        found = [line.split()[-1] for line in capsys.readouterr().out.splitlines() if line.split()[:1] == ["1"]]
+        assert found == [str(folder / "training" / f"class{c + 1:02d}.png") for c in picked]

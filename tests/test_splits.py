@@ -4,7 +4,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from tinysiam.data.splits import ARCHIVES, data_root, find_archives, load_split
+from tinysiam.data.registry import data_set, load_split
+from tinysiam.data.splits import data_root, find_archives
 
 
 def test_unpacked_archives_are_found_and_zips_preferred(tmp_path):
@@ -12,22 +13,22 @@ def test_unpacked_archives_are_found_and_zips_preferred(tmp_path):
     with zipfile.ZipFile(tmp_path / "images_background_small2.zip", "w"):
         pass
     (tmp_path / "images_background_small2").mkdir()
-    found = find_archives(tmp_path, ARCHIVES["omniglot"], "Omniglot")
+    found = find_archives(tmp_path, data_set("omniglot").archives, "Omniglot")
     assert found == [tmp_path / "omniglot" / "images_background_small1", tmp_path / "images_background_small2.zip"]
 
 
 def test_the_full_background_set_replaces_the_minimal_ones(tmp_path):
     for name in ("images_background.zip", "images_background_small1.zip"):
         (tmp_path / name).write_bytes(b"")
-    assert find_archives(tmp_path, ARCHIVES["omniglot"], "Omniglot") == [tmp_path / "images_background.zip"]
+    assert find_archives(tmp_path, data_set("omniglot").archives, "Omniglot") == [tmp_path / "images_background.zip"]
 
 
 def test_a_faces_folder_must_hold_the_subjects(tmp_path):
     (tmp_path / "att_faces").mkdir()
     with pytest.raises(FileNotFoundError, match="no AT&T faces in .* expected att_faces.zip"):
-        find_archives(tmp_path, ARCHIVES["faces"], "AT&T faces")
+        find_archives(tmp_path, data_set("faces").archives, "AT&T faces")
     (tmp_path / "att_faces" / "s1").mkdir()
-    assert find_archives(tmp_path, ARCHIVES["faces"], "AT&T faces") == [tmp_path / "att_faces"]
+    assert find_archives(tmp_path, data_set("faces").archives, "AT&T faces") == [tmp_path / "att_faces"]
 
 
 def test_data_root_names_the_option(tmp_path, monkeypatch):
@@ -52,7 +53,7 @@ def test_an_unpacked_omniglot_set_loads_like_the_zip(data_root, tmp_path):
     archive = data_root / "omniglot" / "images_background_small1.zip"
     with zipfile.ZipFile(archive) as z:
         z.extractall(tmp_path)
-    found = find_archives(tmp_path, ARCHIVES["omniglot"], "Omniglot")
+    found = find_archives(tmp_path, data_set("omniglot").archives, "Omniglot")
     assert found == [tmp_path / "images_background_small1"]
     from_folder, from_zip = load_omniglot(found, size=(28, 28)), load_omniglot(archive, size=(28, 28))
     assert from_folder.class_names == from_zip.class_names

@@ -3,15 +3,28 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import on
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinysiam.data import LabelledSequences, load_omniglot, load_omniglot_strokes
-from tinysiam.data.splits import STROKES_TEST_ALPHABETS, load_split
-from tinysiam.data.strokes import (DX, DY, FEATURES, PEN_UP, TRAJECTORY_RANGES, X, Y, augment_trajectories,
-                                   drawings_to_sequences, parse_drawing, resample_path, trajectory_features,
-                                   trajectory_ranges)
-from conftest import on
+from tinysiam.data.registry import load_split
+from tinysiam.data.splits import STROKES_TEST_ALPHABETS
+from tinysiam.data.strokes import (
+    DX,
+    DY,
+    FEATURES,
+    PEN_UP,
+    TRAJECTORY_RANGES,
+    X,
+    Y,
+    augment_trajectories,
+    drawings_to_sequences,
+    parse_drawing,
+    resample_path,
+    trajectory_features,
+    trajectory_ranges,
+)
 
 
 def make_zip(path, files):

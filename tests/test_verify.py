@@ -1,14 +1,15 @@
 """Calibrated verification: the thresholds ``calibrate`` records, and ``tinysiam verify`` on image files."""
 import json
+
 import numpy as np
 import pytest
-
 from conftest import pattern_images, write_png
+
 from tinysiam.app.cli import main
 from tinysiam.app.config import TrainConfig
 from tinysiam.app.model import load_model
 from tinysiam.app.trained import read_image_files
-from tinysiam.app.verify import calibrate
+from tinysiam.evaluation.calibration import calibrate
 from tinysiam.serialization import read_checkpoint_meta, save_checkpoint
 from tinysiam.siamese.mining import PairSampler
 

@@ -6,16 +6,15 @@ config, so a run can be resumed and a model rebuilt from the file alone.
 """
 from dataclasses import asdict, dataclass, fields, replace
 
-from ..data.splits import DATA_SETS, SEQUENCE_DATA_SETS
+from ..data.registry import DATA_SETS, data_set
 from ..engine.backend import DEVICES
 from ..engine.checks import integer_problem, number_problem
-from .presets import FEATURE_MAP_PRESETS, PRESETS, SEQUENCE_PRESETS
+from .presets import FEATURE_MAP_PRESETS, PRESETS
 
 LOSSES = ("contrastive", "contrastive-linear", "chopra", "triplet", "koch", "nt-xent", "relation")
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 VAL_SPLITS = ("classes", "alphabets")
-ALPHABET_DATA_SETS = ("omniglot", "omniglot-demo", "strokes", "strokes-images")  # the data sets whose classes have alphabets
 # the distance trained embeddings are compared with: the one their loss shaped (L2 for the others)
 METRICS = {"chopra": "l1", "nt-xent": "cosine"}
 MAX_BATCH = 65536  # a larger batch is a typo, not a run (it would exhaust memory before the first step)
@@ -73,7 +72,7 @@ class TrainConfig:
     patience: int = 0  # stop after this many epochs without a better validation accuracy (0: never stop early)
 
     def __post_init__(self):
-        for name, allowed in (("data", DATA_SETS), ("preset", tuple(PRESETS)), ("loss", LOSSES),
+        for name, allowed in (("data", tuple(DATA_SETS)), ("preset", tuple(PRESETS)), ("loss", LOSSES),
                               ("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES), ("device", DEVICES),
                               ("val_split", VAL_SPLITS)):
             if getattr(self, name) not in allowed:
@@ -99,11 +98,12 @@ class TrainConfig:
         # a strength of 5 would scale images by 1 - 0.2 x 5 = 0
         _number(self, "augment_strength", low=0, high=5, low_included=False)
         self._check_layer_settings()
-        if self.val_split == "alphabets" and self.data not in ALPHABET_DATA_SETS:
-            raise ConfigError("val_split", f"'alphabets' needs a data set with alphabets ({', '.join(ALPHABET_DATA_SETS)}), "
+        if self.val_split == "alphabets" and not data_set(self.data).alphabets:
+            with_alphabets = ", ".join(name for name, d in DATA_SETS.items() if d.alphabets)
+            raise ConfigError("val_split", f"'alphabets' needs a data set with alphabets ({with_alphabets}), "
                               f"got --data {self.data}")
         check_preset_fits(self.preset, self.data)
-        if self.data in SEQUENCE_DATA_SETS:
+        if data_set(self.data).items == "sequences":
             for name in ("flip", "tta"):  # both move pixels
                 if getattr(self, name):
                     raise ConfigError(name, f"works on images; --data {self.data} holds pen trajectories")
@@ -117,7 +117,8 @@ class TrainConfig:
                               f"a tower that keeps feature maps ({', '.join(FEATURE_MAP_PRESETS)}), the others a "
                               "flat embedding")
         if self.loss == "nt-xent" and not self.augment:
-            raise ConfigError("augment", "is needed by the nt-xent loss: its two views of an image are two augmentations")
+            raise ConfigError("augment", "is needed by the nt-xent loss: its two views of an image are two "
+                              "augmentations")
 
     def _check_layer_settings(self):
         for name, high in (("layer_lr_scale", None), ("layer_momentum", 1), ("layer_weight_decay", None)):
@@ -158,10 +159,11 @@ class TrainConfig:
 
 def check_preset_fits(preset, data):
     """A ConfigError naming --preset unless the preset's tower takes ``data``'s items (images or sequences)."""
-    if (data in SEQUENCE_DATA_SETS) != (preset in SEQUENCE_PRESETS):
-        needs = (f"its pen trajectories need a preset over sequences ({', '.join(SEQUENCE_PRESETS)})"
-                 if data in SEQUENCE_DATA_SETS else "its images need a preset over images")
-        raise ConfigError("preset", f"{preset!r} does not fit --data {data}: {needs}")
+    items = data_set(data).items
+    if PRESETS[preset].items != items:
+        fitting = ", ".join(name for name, p in PRESETS.items() if p.items == items)
+        raise ConfigError("preset", f"{preset!r} takes {PRESETS[preset].items}, --data {data} holds {items}: choose a "
+                          f"preset over {items} ({fitting})")
 
 
 def _number(config, name, low, high=None, low_included=True):

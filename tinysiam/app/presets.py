@@ -16,6 +16,7 @@ class Preset:
     input_size: tuple  # (H, W) the images are resized to; (features, length) of the sequences for "tdnn"
     embedding_size: int
     description: str
+    items: str = "images"  # what the tower takes: a data set's ``items`` (tinysiam.data.registry)
 
     def build(self, rng=None):
         return _BUILDERS[self.name](rng)
@@ -91,10 +92,9 @@ PRESETS = {
     "relation28": Preset("relation28", (28, 28), 64, "Sung et al. 2018's embedding at 28x28: 64 feature maps of 5x5 "
                          "(for --loss relation; embedding_size counts channels)"),
     "tdnn": Preset("tdnn", (5, 128), 64, "after Bromley et al. 1993: 4 conv layers over pen trajectories of 5 "
-                   "features x 128 steps, mean over time, 64-d"),
+                   "features x 128 steps, mean over time, 64-d", items="sequences"),
 }
 FEATURE_MAP_PRESETS = ("relation28",)  # towers that output (N, C, H, W) feature maps, for a relation module
-SEQUENCE_PRESETS = ("tdnn",)  # towers over sequences (N, features, length), for data.splits.SEQUENCE_DATA_SETS
 _BUILDERS = {
     "digits": _digits,
     "mini": _mini,

@@ -1,302 +1,47 @@
 """Image search with a trained model: ``tinysiam index`` embeds a collection, ``tinysiam search`` finds neighbours.
 
-The index is one ``.npz`` file, written atomically and read without pickle:
-
-    embeddings      float32 (N, D): one row per image ((N, C, H, W) feature maps for a relation module)
-    names           uint8: the N file names (relative to their collection), utf-8, one after the other
-    name_offsets    int64 (N + 1,): name i is names[name_offsets[i]:name_offsets[i + 1]]
-    collection_ids  int32 (N,): the entry of meta["collections"] each image came from
-    faiss           uint8, only with an approximate index: the FAISS index (faiss.serialize_index)
-    meta            uint8: utf-8 JSON {"format": "tinysiam-index", "version": 1,
-                    "checkpoint": {"path", "weights_sha256", "preset", "input_size", "score"},
-                    "invert": bool, "collections": [absolute paths],
-                    "approximate": null, {"method": "ivf", "nlist", "nprobe"} or {"method": "hnsw", "m", "ef_search"}}
-
-Search is exact by default: every indexed embedding is scored against the
-queries in blocks of ``BLOCK_PAIRS`` scores, on NumPy or CuPy, so memory stays
-bounded for any collection size. With FAISS installed (``pip install
-tinysiam[search]``), large collections also get an approximate index (IVF or
-HNSW) built from the same embeddings; ``search --exact`` ignores it.
-Images are ranked as the model scores pairs (``score_kind``): by the distance
-their loss trained the embeddings for (L2, cosine, L1), or by a learned head
-(Koch's logit, a relation module's score), which scores every query-image
-pair itself. FAISS indexes L2 and cosine (as L2 between unit vectors, which
-ranks alike); L1 and learned heads are searched exactly.
+The commands only: the index file, its FAISS index and the search itself are in
+``image_index.py``; exact nearest neighbours in ``tinysiam.evaluation.retrieval``.
 """
 import argparse
 import io
-import json
 import sys
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..data.datasets import iter_members, pillow
 from ..engine import backend
-from ..serialization import read_npz, write_npz_atomic
-from ..siamese.distances import clamped_norm, pairwise_distances, squared_norms
 from .errors import UserError, blame
+from .image_index import (
+    APPROXIMABLE,
+    AUTO_APPROXIMATE,
+    AUTO_HNSW_MAX,
+    INDEX_FORMAT,
+    INDEX_VERSION,
+    METHODS,
+    ImageIndex,
+    build_approximate,
+    check_same_checkpoint,
+    choose_method,
+    describe_method,
+    faiss_module,
+    for_faiss,
+    load_index,
+    save_index,
+    search,
+)
 from .presets import get_preset
-from .trained import INVERT_HELP, IMAGE_SUFFIXES, checkpoint_identity, decode_for_model, inverts, \
-    load_trained, read_image_files
-
-INDEX_FORMAT, INDEX_VERSION = "tinysiam-index", 1
-METHODS = ("auto", "exact", "ivf", "hnsw")
-BLOCK_PAIRS = 1 << 22  # query-item scores held at once by exact search (16 MiB of float32)
-# --method auto, from benchmarks/RESULTS.md ("Image search at scale", 2 cores): below AUTO_APPROXIMATE images
-# exact search answers one query in milliseconds; HNSW (M 32, efSearch 64: recall@10 0.99+ on rank-16
-# embeddings) up to AUTO_HNSW_MAX, built in about a minute there; IVF-Flat above, where HNSW's build time and
-# memory (2x the embeddings) grow too large for a small machine
-AUTO_APPROXIMATE, AUTO_HNSW_MAX = 100_000, 1_000_000
-HNSW_M, HNSW_EF_SEARCH = 32, 64
-# IVF-Flat: about 4 sqrt(N) lists (FAISS's guideline), at most IVF_MAX_LISTS, k-means on 64 points per list
-# (the build stays under a minute at 10^7 images); nprobe 64: recall@10 0.94-0.98 on rank-16 embeddings
-IVF_MAX_LISTS, IVF_TRAINING_PER_LIST, IVF_NPROBE = 4096, 64, 64
-APPROXIMABLE = ("neg_l2", "neg_cosine")  # the scores FAISS can rank by
-LEARNED = {"koch_logit": "Koch's head (learned pair weights)", "relation_score": "a relation module"}
-
-
-# ----- the index file -------------------------------------------------------------------------
-@dataclass
-class ImageIndex:
-    embeddings: np.ndarray  # float32 (N, D)
-    names: list  # file names inside their collection
-    collection_ids: np.ndarray  # int32 (N,)
-    meta: dict
-    approximate: np.ndarray = None  # the serialized FAISS index, or None
-
-    def __len__(self):
-        return len(self.names)
-
-    def location(self, i):
-        """Where image ``i`` came from: its collection (folder or zip archive) joined with its name."""
-        return f"{self.meta['collections'][self.collection_ids[i]]}/{self.names[i]}"
-
-    def read_file(self, i):
-        """The bytes of image ``i``, read again from its collection."""
-        collection = Path(self.meta["collections"][self.collection_ids[i]])
-        if collection.is_dir():
-            return (collection / self.names[i]).read_bytes()
-        with zipfile.ZipFile(collection) as archive:
-            return archive.read(self.names[i])
-
-
-def save_index(index, path):
-    encoded = [name.encode() for name in index.names]
-    arrays = {"embeddings": index.embeddings.astype(np.float32),
-              "names": np.frombuffer(b"".join(encoded), dtype=np.uint8),
-              "name_offsets": np.r_[0, np.cumsum([len(e) for e in encoded], dtype=np.int64)],
-              "collection_ids": index.collection_ids.astype(np.int32),
-              "meta": np.frombuffer(json.dumps(index.meta).encode(), dtype=np.uint8)}
-    if index.approximate is not None:
-        arrays["faiss"] = index.approximate
-    write_npz_atomic(path, arrays)
-
-
-def load_index(path, argument="INDEX"):
-    """The index at ``path``; a missing, damaged or foreign file is a UserError naming ``argument``."""
-    with blame(argument):
-        arrays = read_npz(path)
-    meta = json.loads(arrays["meta"].tobytes()) if "meta" in arrays else {}
-    if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT:
-        raise UserError(f"{argument}: {path} is not a tinysiam index (write one with `tinysiam index`)")
-    if meta["version"] != INDEX_VERSION:
-        raise UserError(f"{argument}: {path} is a version {meta['version']} index; this tinysiam reads "
-                        f"version {INDEX_VERSION}: rebuild it with `tinysiam index`")
-    names, offsets = arrays["names"].tobytes(), arrays["name_offsets"]
-    return ImageIndex(arrays["embeddings"], [names[a:b].decode() for a, b in zip(offsets[:-1], offsets[1:])],
-                      arrays["collection_ids"], meta, arrays.get("faiss"))
-
-
-def check_same_checkpoint(meta, identity, index_name):
-    """Refuse a checkpoint other than the one the index was built with: its embeddings would not compare."""
-    built = meta["checkpoint"]
-    for key, what in (("preset", "preset"), ("input_size", "input size"), ("score", "score"),
-                      ("weights_sha256", "weights")):
-        if built[key] != identity[key]:
-            raise UserError(f"--checkpoint {identity['path']} is not the checkpoint {index_name} was built with "
-                             f"({what} {built[key]} there, {identity[key]} here; built with {built['path']}): "
-                             "use that checkpoint, or build a new index")
-
-
-# ----- exact search ---------------------------------------------------------------------------------
-def l2_ranking(queries, items):
-    """(n_queries, n_items) scores that rank items as minus their squared L2 distance to the query does.
-
-    They are 2 q.x - |x|^2: minus the squared distance plus |q|^2, the same for
-    all of a query's items, so one matrix product and one subtraction.
-    """
-    scores = queries @ items.T
-    scores *= 2
-    scores -= squared_norms(items)
-    return scores
-
-
-def cosine_ranking(queries, items):
-    """(n_queries, n_items) cosine similarities (norms clamped at NORM_EPS, as the cosine distance does)."""
-    return (unit_rows(queries) @ items.T) / clamped_norm(items)[0]
-
-
-def unit_rows(rows):
-    """Each row divided by its L2 norm (at least NORM_EPS)."""
-    return rows / clamped_norm(rows)[0][:, None]
-
-
-def l1_ranking(queries, items):
-    """(n_queries, n_items) minus the L1 distances."""
-    return -pairwise_distances(queries, items, "l1")
-
-
-def ranking(kind, model=None, item_size=1):
-    """(score_fn, block_pairs) with which ``nearest`` ranks items as a model of ``score_kind`` ``kind`` does.
-
-    A learned head scores every query-item pair itself (``model.embedding_similarity``, NumPy out), and L1
-    holds a (queries, items, D) difference, so their blocks are ``item_size`` (values per item) times smaller.
-    """
-    if kind in LEARNED:
-        return model.embedding_similarity, max(1, BLOCK_PAIRS // item_size)
-    if kind == "neg_l1":
-        return l1_ranking, max(1, BLOCK_PAIRS // item_size)
-    return {"neg_l2": l2_ranking, "neg_cosine": cosine_ranking}[kind], BLOCK_PAIRS
-
-
-def nearest(queries, items, k, score_fn=l2_ranking, block_pairs=BLOCK_PAIRS):
-    """(indices, scores), each (n_queries, k): the k items with the highest ``score_fn`` for each query, best first.
-
-    Exact: every item is scored, keeping a running top k, in blocks of about
-    ``block_pairs`` query-item scores (and at most ``block_pairs`` item values),
-    so memory does not grow with the number of items. NumPy or CuPy arrays;
-    the results live on the same device.
-    """
-    xp = backend.xp_of(items)
-    if not 1 <= k <= len(items):
-        raise ValueError(f"k must be between 1 and the number of items ({len(items)}), got {k}")
-    query_rows = min(len(queries), 1024, max(1, block_pairs // k))
-    item_rows = max(k, min(block_pairs // query_rows, block_pairs // int(np.prod(items.shape[1:]))))
-    found_indices, found_scores = [], []
-    for q in range(0, len(queries), query_rows):
-        block = queries[q:q + query_rows]
-        best_scores = best_indices = None
-        for start in range(0, len(items), item_rows):
-            scores = score_fn(block, items[start:start + item_rows])
-            indices = xp.broadcast_to(xp.arange(start, start + scores.shape[1]), scores.shape)
-            if best_scores is None:
-                rows = slice(None)
-            else:  # merge only the queries whose k-th best so far this block beats: few, once k good ones are found
-                rows = xp.flatnonzero((scores > best_scores.min(axis=1, keepdims=True)).any(axis=1))
-                if len(rows) == 0:
-                    continue
-                scores = xp.concatenate([best_scores[rows], scores[rows]], axis=1)
-                indices = xp.concatenate([best_indices[rows], indices[rows]], axis=1)
-            if scores.shape[1] > k:
-                keep = xp.argpartition(-scores, k - 1, axis=1)[:, :k]
-                scores, indices = xp.take_along_axis(scores, keep, axis=1), xp.take_along_axis(indices, keep, axis=1)
-            if best_scores is None:
-                best_scores, best_indices = scores, indices.copy()  # a copy: the broadcast view is read-only
-            else:
-                best_scores[rows], best_indices[rows] = scores, indices
-        order = xp.argsort(-best_scores, axis=1)
-        found_scores.append(xp.take_along_axis(best_scores, order, axis=1))
-        found_indices.append(xp.take_along_axis(best_indices, order, axis=1))
-    return xp.concatenate(found_indices), xp.concatenate(found_scores)
-
-
-# ----- approximate search (FAISS) ---------------------------------------------------------------------
-def faiss_module():
-    try:
-        import faiss
-    except ImportError:
-        raise ImportError("approximate search needs FAISS: pip install tinysiam[search] (faiss-cpu)") from None
-    return faiss
-
-
-def faiss_available():
-    try:
-        faiss_module()
-    except ImportError:
-        return False
-    return True
-
-
-def choose_method(method, n_images, kind):
-    """"exact", "ivf" or "hnsw" for ``--method`` (``auto``: by collection size, when FAISS is installed and
-    can rank by the model's score ``kind``)."""
-    if method not in METHODS:
-        raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
-    if method == "auto":
-        if kind not in APPROXIMABLE or n_images < AUTO_APPROXIMATE or not faiss_available():
-            return "exact"
-        return "hnsw" if n_images <= AUTO_HNSW_MAX else "ivf"
-    if method != "exact" and kind not in APPROXIMABLE:
-        how = LEARNED.get(kind, "L1 distance")
-        raise ValueError(f"--method {method}: this model scores pairs by {how}, which the approximate index does "
-                         "not rank by; use --method exact")
-    return method
-
-
-def build_approximate(embeddings, method):
-    """(FAISS index over ``embeddings`` by L2, its parameters as a JSON-able dict) for "ivf" or "hnsw"."""
-    faiss = faiss_module()
-    embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
-    n, dim = embeddings.shape
-    if method == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, HNSW_M)
-        index.add(embeddings)
-        return index, {"method": "hnsw", "m": HNSW_M, "ef_search": HNSW_EF_SEARCH}
-    nlist = max(1, min(int(4 * np.sqrt(n)), IVF_MAX_LISTS, n // 39))  # k-means wants 39+ points per list
-    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, nlist)
-    index.cp.max_points_per_centroid = IVF_TRAINING_PER_LIST  # FAISS draws this many per list (seeded) to train
-    index.train(embeddings)
-    index.add(embeddings)
-    return index, {"method": "ivf", "nlist": nlist, "nprobe": min(IVF_NPROBE, nlist)}
-
-
-def approximate_nearest(index, params, queries, k, nprobe=None, ef_search=None):
-    """(indices, squared L2 distances) from a FAISS index; an index -1 marks a neighbour it did not find."""
-    if params["method"] == "ivf":
-        index.nprobe = nprobe or params["nprobe"]
-    else:
-        faiss_module().downcast_index(index).hnsw.efSearch = max(ef_search or params["ef_search"], k)
-    distances, indices = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-    return indices, distances
-
-
-def for_faiss(embeddings, kind):
-    """The vectors FAISS indexes for a model of ``score_kind`` ``kind``: unit vectors for cosine (L2 between
-    them ranks as the cosine does), the embeddings themselves for L2."""
-    return backend.to_numpy(unit_rows(embeddings) if kind == "neg_cosine" else embeddings)
-
-
-def search(index, model, queries, k, exact=False, nprobe=None, ef_search=None, device="cpu"):
-    """(indices, scores) of the k indexed images nearest to each query embedding, best first.
-
-    Scores are ``model.score_embeddings`` of each query and found image
-    (higher = more alike), the very scores ``verify`` compares; the search
-    itself ranks distances by a cheaper equivalent. Uses the index's approximate index
-    unless ``exact`` (or there is none); a neighbour it did not reach has index
-    -1 and score -inf.
-    """
-    kind = index.meta["checkpoint"]["score"]
-    if not 1 <= k <= len(index):
-        raise ValueError(f"-k {k}: the index holds {len(index)} images; k must be between 1 and {len(index)}")
-    with model.evaluating():
-        if index.approximate is not None and not exact:
-            approximate = faiss_module().deserialize_index(index.approximate)
-            indices, _ = approximate_nearest(approximate, index.meta["approximate"], for_faiss(queries, kind), k,
-                                             nprobe, ef_search)
-        else:
-            score_fn, block_pairs = ranking(kind, model, int(np.prod(index.embeddings.shape[1:])))
-            on = "cpu" if kind in LEARNED else device  # a head moves the pairs it scores to the model's device itself
-            indices, _ = nearest(backend.to_device(queries, on), backend.to_device(index.embeddings, on), k, score_fn,
-                                 block_pairs)
-            indices = backend.to_numpy(indices)
-        queries = backend.to_numpy(queries)
-        scores = model.score_embeddings(np.repeat(queries, k, axis=0), index.embeddings[np.maximum(indices, 0).ravel()])
-        scores = np.where(indices < 0, -np.inf, scores.reshape(indices.shape))
-        order = np.argsort(-scores, axis=1, kind="stable")  # measured from the rows themselves: exact, 0 for itself
-        return np.take_along_axis(indices, order, axis=1), np.take_along_axis(scores, order, axis=1)
+from .trained import (
+    IMAGE_SUFFIXES,
+    INVERT_HELP,
+    checkpoint_identity,
+    decode_for_model,
+    inverts,
+    load_trained,
+    read_image_files,
+)
 
 
 # ----- building an index ----------------------------------------------------------------------------
@@ -426,14 +171,6 @@ def run_index(args, given=None):
     return 0
 
 
-def describe_method(params):
-    if params is None:
-        return "exact search"
-    if params["method"] == "ivf":
-        return f"exact or approximate search (FAISS IVF-Flat, {params['nlist']} lists, nprobe {params['nprobe']})"
-    return f"exact or approximate search (FAISS HNSW, M {params['m']}, efSearch {params['ef_search']})"
-
-
 # ----- searching --------------------------------------------------------------------------------------
 def add_search_parser(subparsers):
     p = subparsers.add_parser("search", help="the images of an index nearest to query images, and a contact sheet")
@@ -541,41 +278,3 @@ def _read_or_none(index, i):
 def short_name(path, parts=2):
     """The last ``parts`` components of a path: enough to tell files apart on a contact sheet."""
     return "/".join(str(path).replace("\\", "/").split("/")[-parts:])
-
-
-# ----- retrieval quality ------------------------------------------------------------------------------
-def leave_one_out_neighbours(points, k, score_fn=l2_ranking, block_pairs=BLOCK_PAIRS):
-    """(N, k) indices of each point's k nearest other points, by exact search."""
-    indices, _ = nearest(points, points, k + 1, score_fn, block_pairs)
-    indices = backend.to_numpy(indices)
-    itself = indices == np.arange(len(indices))[:, None]
-    # move each point's own entry to the end (a duplicate point may outrank it), then drop the last column
-    return np.take_along_axis(indices, np.argsort(itself, axis=1, kind="stable"), axis=1)[:, :k]
-
-
-def retrieval_scores(neighbours, labels, ks):
-    """precision@1 and recall@k (some same-label item among the first k) of ranked neighbour indices."""
-    hits = labels[neighbours] == labels[:, None]
-    return {"precision_at_1": float(hits[:, 0].mean()),
-            **{f"recall_at_{k}": float(hits[:, :k].any(axis=1).mean()) for k in ks}}
-
-
-def retrieval_quality(model, images, labels, ks=(1, 5, 10)):
-    """Each image searched among all the others, ranked as ``tinysiam search`` ranks (exact), next to raw-pixel
-    (L2) search.
-
-    Returns {"images", "classes", "model": {"precision_at_1", "recall_at_1", ...}, "pixels": {...}}.
-    """
-    labels = np.asarray(labels)
-    if not 1 <= max(ks) < len(labels):
-        raise ValueError(f"ks must lie between 1 and {len(labels) - 1} (the other images), got {ks}")
-    kind = model.score_kind
-    with model.evaluating():
-        embeddings = model.embed(images)
-        if kind in LEARNED:  # the head scores on the model's device from NumPy rows
-            embeddings = backend.to_numpy(embeddings)
-        ranked = leave_one_out_neighbours(embeddings, max(ks),
-                                          *ranking(kind, model, int(np.prod(embeddings.shape[1:]))))
-    pixels = leave_one_out_neighbours(np.asarray(images).reshape(len(images), -1), max(ks))
-    return {"images": len(images), "classes": int(len(np.unique(labels))),
-            "model": retrieval_scores(ranked, labels, ks), "pixels": retrieval_scores(pixels, labels, ks)}

@@ -5,8 +5,9 @@ this. A model takes grey images of its preset's size with values in [0, 1];
 files are decoded and resized as the data readers do at training time
 (``decode_images``: grey levels / 255, Lanczos resizing). ``invert`` turns
 dark ink on a light background into ink = 1, as the Omniglot reader does; by
-default, images are inverted for a checkpoint trained on Omniglot. Problems
-with the user's files or options are ``UserError``s naming the argument.
+default, images are inverted when the checkpoint's data set stores its ink
+inverted (``inverted_ink`` in ``tinysiam.data.registry``). Problems with the
+user's files or options are ``UserError``s naming the argument.
 """
 import hashlib
 from pathlib import Path
@@ -14,13 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from ..data.datasets import decode_images
+from ..data.registry import data_set
 from ..serialization import read_checkpoint_meta
 from .errors import UserError, blame
-from .presets import SEQUENCE_PRESETS, get_preset
+from .presets import get_preset
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".pbm", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 INVERT_HELP = ("invert the images (ink = 1), as the Omniglot reader does for training: for dark drawings on a "
-               "light background (default: only for a checkpoint trained on Omniglot)")
+               "light background (default: as the checkpoint's data set was read, e.g. inverted for Omniglot)")
 METRIC_NAMES = {"l2": "L2", "l1": "L1", "cosine": "cosine"}
 
 
@@ -31,9 +33,9 @@ def load_trained(path, device="cpu"):
     with blame(f"--checkpoint {path}"):
         meta = read_checkpoint_meta(path)
         model, config = load_model(path, device)
-    if config.preset in SEQUENCE_PRESETS:
-        raise UserError(f"--checkpoint {path}: its preset {config.preset!r} takes pen trajectories, not the image "
-                        "files this command reads")
+    if get_preset(config.preset).items != "images":
+        raise UserError(f"--checkpoint {path}: its preset {config.preset!r} takes {get_preset(config.preset).items}, "
+                        "not the image files this command reads")
     return model, config, meta
 
 
@@ -47,8 +49,8 @@ def score_meaning(kind):
 
 
 def inverts(config, invert):
-    """Whether images are inverted for this checkpoint: ``invert`` if the user said, else if it learnt Omniglot."""
-    return config.data == "omniglot" if invert is None else invert
+    """Whether images are inverted for this checkpoint: ``invert`` if the user said, else as its data set's were."""
+    return data_set(config.data).inverted_ink if invert is None else invert
 
 
 def weights_digest(model):

@@ -28,6 +28,7 @@ from ..data.datasets import LabelledSequences
 from ..data.strokes import augment_trajectories, trajectory_ranges
 from ..engine import backend
 from ..engine.tensor import Tensor
+from ..evaluation.calibration import calibrate
 from ..evaluation.held_out import check_way
 from ..evaluation.metrics import n_way_k_shot_accuracy
 from ..serialization import load_checkpoint, save_checkpoint, update_checkpoint_meta
@@ -36,7 +37,6 @@ from .config import ConfigError
 from .errors import UserError
 from .model import SiameseModel, load_model
 from .objectives import make_objective
-from .verify import calibrate
 
 
 class TrainingInterrupted(KeyboardInterrupt):

@@ -1,54 +1,21 @@
 """Calibrated verification: ``tinysiam verify A B --checkpoint C`` says whether two images show the same class.
 
-Scores are the model's pair scores, higher = more alike: minus the distance
-of the two embeddings (the one their loss trained them for: L2, L1 or
-cosine), or the score of a learned head (Koch's logit, a relation module's
-output). A pair is
-"same" when its score is at least a threshold that ``calibrate`` measured on
-validation pairs at the end of training and that the checkpoint keeps in its
-metadata under "calibration":
-
-    {"score": "neg_l2", "neg_l1", "neg_cosine", "koch_logit" or "relation_score",
-     "eer": 0.098, "eer_threshold": -0.53,            # the equal-error operating point
-     "far_thresholds": {"0.01": -0.31, "0.001": -0.2},  # the lowest threshold within each false-accept rate
-     "far_true_accept_rates": {"0.01": 0.62, "0.001": 0.35},
-     "pairs": 2000, "same_pairs": 1000, "split": "validation", "seed": 0}
+The checkpoint holds the thresholds that ``tinysiam.evaluation.calibration.calibrate``
+measured on validation pairs at the end of training (its docstring describes
+them); ``verify`` scores the pair as the model scores pairs (higher = more
+alike) and decides at the equal-error threshold or at a recorded false-accept rate.
 """
 import argparse
 
 from ..engine import backend
-from ..evaluation.metrics import equal_error_rate, threshold_at_far
-from ..evaluation.verification import verification_pairs
+from ..evaluation.calibration import far_key
 from .errors import UserError
 from .presets import get_preset
 from .trained import INVERT_HELP, inverts, load_trained, read_image_files, score_meaning
 
 HOW_TO_CALIBRATE = ("checkpoints written by `tinysiam train` record one at the end of training; for an older "
-                    "checkpoint, store tinysiam.app.verify.calibrate(model, val_images, val_labels) in its meta "
-                    "under 'calibration' (tinysiam.serialization.save_checkpoint)")
-
-
-def far_key(far):
-    """The key of a false-accept rate in ``far_thresholds``: ``0.01 -> "0.01"``."""
-    return repr(float(far))
-
-
-def calibrate(model, images, labels, n_pairs=2000, seed=0, fars=(0.01, 0.001), split="validation"):
-    """Decision thresholds of ``model`` measured on ``n_pairs`` balanced pairs of ``images`` (classes ``labels``).
-
-    Returns the JSON-able dict described in this module's docstring. ``fars``
-    must each allow one false accept among the n_pairs // 2 different pairs.
-    """
-    left, right, same = verification_pairs(labels, n_pairs, seed)
-    with model.evaluating():
-        embeddings = backend.to_numpy(model.embed(images))  # each image once; pairs reuse them
-        scores = model.score_embeddings(embeddings[left], embeddings[right])
-    eer, eer_threshold = equal_error_rate(scores, same)
-    at_far = {far_key(far): threshold_at_far(scores, same, far) for far in fars}
-    return {"score": model.score_kind, "eer": eer, "eer_threshold": eer_threshold,
-            "far_thresholds": {key: threshold for key, (threshold, _) in at_far.items()},
-            "far_true_accept_rates": {key: tar for key, (_, tar) in at_far.items()},
-            "pairs": int(n_pairs), "same_pairs": int(same.sum()), "split": split, "seed": seed}
+                    "checkpoint, store tinysiam.evaluation.calibration.calibrate(model, val_images, val_labels) in its "
+                    "meta under 'calibration' (tinysiam.serialization.save_checkpoint)")
 
 
 def operating_point(calibration, far=None):

@@ -1,19 +1,10 @@
-"""Where each data set is found, and how it is split into classes to train on, validate on and test on.
+"""Where a data set's archives are found, and how each data set is split into classes to train on, validate on
+and test on (test classes are never trained on).
 
-The policy, one line per data set (test classes are never trained on):
-
-- ``digits``: digits 0-4 train (80% of their images) and validate (the other 20%), 5-9 test;
-- ``omniglot``: the background alphabets' characters, 85% train and 15% validate (with
-  ``val_split="alphabets"``: whole alphabets, seeded, until they hold 15% of the characters,
-  validate); the test is Lake's 20 runs (``tinysiam eval --protocol lake``);
-- ``omniglot-demo``: the same, from the minimal background set embedded in the package
-  (``bundle.py``; no data folder needed);
-- ``strokes``: Omniglot's pen trajectories; the alphabets ``STROKES_TEST_ALPHABETS`` test, the
-  others train and validate as ``omniglot``'s characters do (``val_split="alphabets"``: whole alphabets);
-- ``strokes-images``: the images of the same drawings, split alike, for an image Siamese net on the
-  strokes' protocol (its test part stays the trajectories: they draw the pairs and hold DTW's input);
-- ``faces``: 30 subjects train (25) and validate (5), 10 test;
-- ``mnist``: digits 0-4 of the training file train (90%) and validate (10%), digits 5-9 of the test file test.
+``registry.py`` says, per data set, which split it uses and describes it in one line. Each ``*_split``
+function takes (data_set, size, seed, data_dir, val_split) and returns (train, val, test), test None where
+the test is a protocol of its own (Lake's runs); each ``*_classes`` function returns every class, for
+protocols that make their own folds.
 """
 import os
 from pathlib import Path
@@ -22,18 +13,10 @@ import numpy as np
 
 from .datasets import LabelledImages, pillow, resize
 
-DATA_SETS = ("digits", "omniglot", "faces", "mnist", "omniglot-demo", "strokes", "strokes-images")
-SEQUENCE_DATA_SETS = ("strokes",)  # their items are sequences (features, length), not images
-# tested by verification on the strokes' test alphabets, next to DTW and raw pixels
-STROKES_PROTOCOL_DATA_SETS = ("strokes", "strokes-images")
-# the archives (or the folders they unpack to) of each data set, tried in this order
-ARCHIVES = {
-    "omniglot": ["images_background", "images_background_small1", "images_background_small2"],
-    "strokes": ["strokes_background", "strokes_background_small1", "strokes_background_small2"],
-    "lake": ["all_runs"],
-    "faces": ["att_faces"],
-}
 SUBFOLDERS = ("", "omniglot", "att_faces", "mnist")  # where in the data folder to look
+# Lake's 20 runs and the image archives of Omniglot's drawings (for the strokes' pixel baseline)
+LAKE_ARCHIVES = ("all_runs",)
+OMNIGLOT_IMAGE_ARCHIVES = ("images_background", "images_background_small1", "images_background_small2")
 # the strokes' test alphabets: three of the eight in the two minimal sets (the rest train and validate),
 # fixed before any setting was chosen (on validation alphabets only)
 STROKES_TEST_ALPHABETS = ("Balinese", "Japanese_(katakana)", "Tagalog")
@@ -78,62 +61,76 @@ def _is_unpacked_archive(path, name):
     return name != "att_faces" or any(path.glob("s[0-9]*"))
 
 
-def load_split(data, size, seed=0, data_dir=None, val_split="classes"):
-    """(train, val, test) LabelledImages of ``data`` (one of DATA_SETS) at ``size=(H, W)``; test may be None.
+def digits_split(data_set, size, seed, data_dir, val_split):
+    everything = digits_classes(data_set, size)
+    train, test = everything.select_classes(np.arange(5)), everything.select_classes(np.arange(5, 10))
+    train, val = train.split_items(0.8, seed)  # 10 classes only: validate on unseen images of seen classes
+    return train, val, test
 
-    For ``strokes`` they are LabelledSequences and ``size`` is (features, length) (only the length is chosen).
-    ``val_split="alphabets"`` (Omniglot only) validates on whole alphabets instead of a share of the characters.
-    """
-    from . import load_demo_background, load_mnist, load_omniglot, load_omniglot_strokes
 
-    if data not in DATA_SETS:
-        raise ValueError(f"--data must be one of {DATA_SETS}, got {data!r}")
-    if data == "omniglot-demo":
-        return (*split_omniglot(load_demo_background(size), seed, val_split), None)
-    if data == "digits":
-        everything = load_all_classes("digits", size)
-        train, test = everything.select_classes(np.arange(5)), everything.select_classes(np.arange(5, 10))
-        train, val = train.split_items(0.8, seed)  # 10 classes only: validate on unseen images of seen classes
-        return train, val, test
-    root = data_root(data_dir)
-    if data == "omniglot":
-        archives = find_archives(root, ARCHIVES["omniglot"], "Omniglot background set")
-        return (*split_omniglot(load_omniglot(archives, size=size), seed, val_split), None)
-    if data == "strokes-images":  # the strokes' split, trained and validated on the drawings' images
-        train, val, test = load_split("strokes", (None, 128), seed, data_dir, val_split)
-        return drawing_images(train.names, size, data_dir), drawing_images(val.names, size, data_dir), test
-    if data == "strokes":
-        archives = find_archives(root, ARCHIVES["strokes"], "Omniglot strokes set")
-        strokes = load_omniglot_strokes(archives, length=size[1])
-        missing = sorted(set(STROKES_TEST_ALPHABETS) - set(strokes.groups))
-        if missing:
-            raise ValueError(f"the strokes in {', '.join(map(str, archives))} lack the test alphabets {missing}; "
-                             "both minimal sets (or the full background set) are needed")
-        test = strokes.select_groups(STROKES_TEST_ALPHABETS)
-        rest = strokes.select_groups(sorted(set(strokes.groups) - set(STROKES_TEST_ALPHABETS)))
-        return (*split_omniglot(rest, seed, val_split), test)
-    if data == "faces":
-        train, test = load_all_classes("faces", size, data_dir).split_classes(30, seed)
-        train, val = train.split_classes(25, seed)
-        return train, val, test
-    mnist_dir = _mnist_folder(root)
+def omniglot_split(data_set, size, seed, data_dir, val_split):
+    from . import load_omniglot
+
+    archives = find_archives(data_root(data_dir), data_set.archives, data_set.description)
+    return (*split_omniglot(load_omniglot(archives, size=size), seed, val_split), None)
+
+
+def omniglot_demo_split(data_set, size, seed, data_dir, val_split):
+    from . import load_demo_background
+
+    return (*split_omniglot(load_demo_background(size), seed, val_split), None)
+
+
+def strokes_split(data_set, size, seed, data_dir, val_split):
+    """``size`` is (features, length): only the length is chosen."""
+    from . import load_omniglot_strokes
+
+    archives = find_archives(data_root(data_dir), data_set.archives, data_set.description)
+    strokes = load_omniglot_strokes(archives, length=size[1])
+    missing = sorted(set(STROKES_TEST_ALPHABETS) - set(strokes.groups))
+    if missing:
+        raise ValueError(f"the strokes in {', '.join(map(str, archives))} lack the test alphabets {missing}; "
+                         "both minimal sets (or the full background set) are needed")
+    test = strokes.select_groups(STROKES_TEST_ALPHABETS)
+    rest = strokes.select_groups(sorted(set(strokes.groups) - set(STROKES_TEST_ALPHABETS)))
+    return (*split_omniglot(rest, seed, val_split), test)
+
+
+def strokes_images_split(data_set, size, seed, data_dir, val_split):
+    """The strokes' split, trained and validated on the drawings' images; tested on the trajectories."""
+    from .registry import data_set as registered
+
+    train, val, test = registered("strokes").load_split((None, 128), seed, data_dir, val_split)
+    return drawing_images(train.names, size, data_dir), drawing_images(val.names, size, data_dir), test
+
+
+def faces_split(data_set, size, seed, data_dir, val_split):
+    train, test = faces_classes(data_set, size, data_dir).split_classes(30, seed)
+    train, val = train.split_classes(25, seed)
+    return train, val, test
+
+
+def mnist_split(data_set, size, seed, data_dir, val_split):
+    from . import load_mnist
+
+    mnist_dir = _mnist_folder(data_root(data_dir))
     mnist = load_mnist(mnist_dir, "train", size=size)
     train, val = mnist.select_classes(np.arange(5)).split_items(0.9, seed)
     return train, val, load_mnist(mnist_dir, "test", size=size).select_classes(np.arange(5, 10))
 
 
-FOLD_DATA_SETS = ("faces", "digits")  # the data sets that k-fold protocols split (tinysiam folds)
+def digits_classes(data_set, size, data_dir=None):
+    """Every class of scikit-learn's digits at ``size``, for protocols that make their own folds."""
+    from . import load_digits
+
+    return resized(load_digits(), size)
 
 
-def load_all_classes(data, size, data_dir=None):
-    """Every class of ``data`` (one of FOLD_DATA_SETS) at ``size=(H, W)``, for protocols that make their own folds."""
-    from . import load_att_faces, load_digits
+def faces_classes(data_set, size, data_dir=None):
+    """Every subject of the AT&T faces at ``size``, for protocols that make their own folds."""
+    from . import load_att_faces
 
-    if data not in FOLD_DATA_SETS:
-        raise ValueError(f"--data must be one of {', '.join(FOLD_DATA_SETS)} here, got {data!r}")
-    if data == "digits":
-        return resized(load_digits(), size)
-    return load_att_faces(find_archives(data_root(data_dir), ARCHIVES["faces"], "AT&T faces")[0], size=size)
+    return load_att_faces(find_archives(data_root(data_dir), data_set.archives, data_set.description)[0], size=size)
 
 
 def split_omniglot(background, seed, val_split="classes", val_share=0.15):
@@ -161,7 +158,7 @@ def drawing_images(names, size, data_dir=None):
     ``size=(H, W)``: the pictures of pen trajectories, from the image archives in the data folder."""
     from . import load_omniglot
 
-    archives = find_archives(data_root(data_dir), ARCHIVES["omniglot"], "Omniglot background set")
+    archives = find_archives(data_root(data_dir), OMNIGLOT_IMAGE_ARCHIVES, "Omniglot background set")
     return load_omniglot(archives, size=size).align_to(names)
 
 

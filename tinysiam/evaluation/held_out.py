@@ -14,6 +14,7 @@ from ..data.strokes import DX, DY, X, Y
 from ..engine.backend import to_numpy
 from . import metrics
 from .dtw import dtw_distance
+from .retrieval import precision_at_1
 from .verification import evaluate_verification, pixel_pair_scores, verification_pairs
 
 
@@ -42,7 +43,7 @@ def evaluate_held_out(model, test, way, seed=0, pairs=2000, plot_dir=None):
               "test_classes": len(test.classes), "test_verification_auc": auc, "test_verification_eer": eer,
               "test_verification_auc_raw_pixels": pixels.auc, "test_verification_eer_raw_pixels": pixels.eer}
     if model.head is None:  # retrieval ranks by the embedding distance
-        result["test_precision_at_1"] = metrics.precision_at_1(embeddings, test.labels, model.metric)
+        result["test_precision_at_1"] = precision_at_1(embeddings, test.labels, model.metric)
     if plot_dir is not None:
         _plot(model, test, way, seed, plot_dir, fpr, tpr, auc, eer, embeddings)
     return result

@@ -1,4 +1,4 @@
-"""Evaluation metrics: verification (ROC, AUC, EER), retrieval, and N-way k-shot accuracy.
+"""Evaluation metrics: verification (ROC, AUC, EER) and N-way k-shot accuracy (retrieval: ``retrieval.py``).
 
 Verification scores are similarities (higher = more likely the same class)
 with labels ``same = 1`` for same-class pairs; pass ``-distance`` to score
@@ -12,12 +12,17 @@ from ..engine.backend import to_numpy
 from ..siamese.distances import pairwise_distances
 
 
+class NonFiniteScores(ValueError):
+    """Scores or embeddings that hold NaN or Inf: the model's weights have diverged (the model is at fault)."""
+
+
 def check_finite_scores(values, what):
     """Refuse NaN or Inf: a model with diverged weights must not be reported as a (chance-level) accuracy."""
     values = to_numpy(values)
     if not np.isfinite(values).all():
         bad = int(np.size(values) - np.isfinite(values).sum())
-        raise ValueError(f"{what} hold {bad} non-finite values (NaN or Inf): the model's weights may have diverged")
+        raise NonFiniteScores(f"{what} hold {bad} non-finite values (NaN or Inf): the model's weights may have "
+                              "diverged")
 
 
 def _scores_and_labels(scores, same):
@@ -70,7 +75,8 @@ def equal_error_rate(scores, same):
     gap_before, gap_after = fnr[i - 1] - fpr[i - 1], fnr[i] - fpr[i]
     s = gap_before / (gap_before - gap_after) if gap_before != gap_after else 0.0
     eer = fpr[i - 1] + s * (fpr[i] - fpr[i - 1])
-    threshold = thresholds[i] if np.isinf(thresholds[i - 1]) else thresholds[i - 1] + s * (thresholds[i] - thresholds[i - 1])
+    low, high = thresholds[i - 1], thresholds[i]
+    threshold = high if np.isinf(low) else low + s * (high - low)
     return float(eer), float(threshold)
 
 
@@ -102,36 +108,6 @@ def best_threshold_accuracy(scores, same):
     correct = tpr * same.sum() + (1 - fpr) * (~same).sum()
     best = int(np.argmax(correct))
     return float(correct[best] / same.size), float(thresholds[best])
-
-
-# ----- retrieval ------------------------------------------------------------------------------
-def _neighbour_labels(embeddings, labels, k, metric, chunk=1024):
-    """Labels of each item's k nearest other items (leave-one-out), chunked to bound memory."""
-    embeddings, labels = to_numpy(embeddings).astype(np.float64), to_numpy(labels).ravel()
-    if len(embeddings) != len(labels):
-        raise ValueError(f"embeddings has {len(embeddings)} rows but labels has {len(labels)}")
-    if not 1 <= k < len(labels):
-        raise ValueError(f"k must be between 1 and {len(labels) - 1}, got {k}")
-    rows = []
-    for lo in range(0, len(embeddings), chunk):
-        d = pairwise_distances(embeddings[lo:lo + chunk], embeddings, metric)
-        d[np.arange(len(d)), np.arange(lo, lo + len(d))] = np.inf  # an item is not its own neighbour
-        nearest = np.argpartition(d, k - 1, axis=1)[:, :k] if k < d.shape[1] else np.argsort(d, axis=1)
-        order = np.take_along_axis(d, nearest, axis=1).argsort(axis=1, kind="stable")
-        rows.append(labels[np.take_along_axis(nearest, order, axis=1)])
-    return np.concatenate(rows), labels
-
-
-def precision_at_1(embeddings, labels, metric="l2"):
-    """Fraction of items whose nearest other item has the same label."""
-    neighbours, labels = _neighbour_labels(embeddings, labels, 1, metric)
-    return float(np.mean(neighbours[:, 0] == labels))
-
-
-def recall_at_k(embeddings, labels, k, metric="l2"):
-    """Fraction of items with at least one same-label item among their k nearest (metric-learning usage)."""
-    neighbours, labels = _neighbour_labels(embeddings, labels, k, metric)
-    return float(np.mean((neighbours == labels[:, None]).any(axis=1)))
 
 
 # ----- few-shot episodes ------------------------------------------------------------------------------
