@@ -7,7 +7,6 @@ loop for an end-to-end benchmark, and the few framework calls the timing loop
 needs (backward, gradients, synchronisation, memory).
 """
 import numpy as np
-
 from nets import described_net, epoch_data, step_arrays, tinysiam_net
 
 MB = 1e6
@@ -119,7 +118,7 @@ class TinysiamContender:
         same = self.constant(labels)
 
         def loss():
-            if bench.settings["loss"] == "triplet":  # as tinysiam train's Trainer.loss
+            if bench.settings["loss"] == "triplet":  # as tinysiam train's objective (app/objectives.py)
                 e = tower(x)
                 anchor, positive, negative = _mined(e.data, labels)
                 return losses.triplet_loss(e[anchor], e[positive], e[negative], margin=MARGIN)

@@ -1,4 +1,5 @@
 """The worked examples of docs/derivations.md are the library's own numbers."""
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,18 @@ def run(fn, *arrays, upstream=None):
 
 
 def in_doc(*numbers):
+    """Each number is written in the document as a number of its own (not inside a longer one: 1 is not in 12 or -1)."""
     for number in numbers:
         text = f"{number:.8f}".rstrip("0").rstrip(".")
-        assert text in DOC, f"{text} is not in docs/derivations.md"
+        assert re.search(rf"(?<![\d.-]){re.escape(text)}(?![\d])", DOC), f"{text} is not in docs/derivations.md"
+
+
+def test_a_number_is_found_only_as_a_whole(monkeypatch):
+    monkeypatch.setitem(globals(), "DOC", "x = 12, y = -1, z = 0.25")
+    in_doc(12, -1, 0.25)
+    for missing in (1, 2, 0.2, 5):
+        with pytest.raises(AssertionError):
+            in_doc(missing)
 
 
 pair = np.array([1, 0])
@@ -32,7 +42,8 @@ pair = np.array([1, 0])
 @pytest.mark.parametrize("fn, arrays, expected", [
     (lambda d: losses.contrastive_loss(d, pair, 1.0, reduction="none"), [[0.6, 0.6]], [0.18, 0.08, 0.6, -0.4]),
     (lambda d: losses.contrastive_linear_loss(d, pair, 1.0, reduction="none"), [[0.6, 0.6]], [0.6, 0.4, 1, -1]),
-    (lambda e: losses.chopra_energy_loss(e, pair, 4.0, reduction="none"), [[1.0, 1.0]], [0.5, 4.00258956, 1, -2.77179327]),
+    (lambda e: losses.chopra_energy_loss(e, pair, 4.0, reduction="none"), [[1.0, 1.0]],
+     [0.5, 4.00258956, 1, -2.77179327]),
     (lambda z: losses.bce_with_logits(z, pair, reduction="none"), [[2.0, 2.0]],
      [0.12692801, 2.12692801, -0.11920292, 0.88079708]),
     (lambda a, p, n: losses.triplet_loss(a, p, n, 1.0), [[[0, 0]], [[1, 0]], [[0, 1.5]]], [0.5, -1, 1, 1, 0, 0, -1]),

@@ -37,7 +37,13 @@ def imported_modules(path):
     return module, found
 
 
-SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if p.parent != PACKAGE)
+# every module but the package's own __init__ and __main__ (which may import any layer)
+SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if p.parent != PACKAGE or p.stem not in ("__init__", "__main__"))
+
+
+def test_every_module_is_checked():
+    checked = {str(p.relative_to(PACKAGE)) for p in SOURCES}
+    assert {"optim.py", "serialization.py", "app/cli.py", "engine/tensor.py"} <= checked
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
@@ -70,3 +76,17 @@ def test_importing_tinysiam_changes_no_process_setting():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                          cwd=PACKAGE.parent)
     assert out.stdout.strip() == "0"
+
+
+@pytest.mark.parametrize("old, new", [("tinysiam.losses", "tinysiam.siamese.losses"),
+                                      ("tinysiam.distances", "tinysiam.siamese.distances"),
+                                      ("tinysiam.presets", "tinysiam.app.presets"),
+                                      ("tinysiam.training", "tinysiam.app.training")])
+def test_an_old_module_path_names_its_new_home(old, new):
+    import importlib
+
+    import tinysiam
+
+    with pytest.raises(ModuleNotFoundError, match=f"No module named '{old}': it moved to {new}"):
+        importlib.import_module(old)
+    assert all(importlib.import_module(moved) for moved in tinysiam.MOVED.values())  # each new home exists

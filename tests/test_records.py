@@ -39,7 +39,8 @@ def test_git_state_of_a_checkout_and_outside_one(tmp_path):
     assert git_state(tmp_path) == {"commit": head, "dirty": False}
     (tmp_path / "f").write_text("2")
     assert git_state(tmp_path) == {"commit": head, "dirty": True}
-    record = json.loads(write_record("r", {}, 0, command="x", out_dir=tmp_path / "results", checkout=tmp_path).read_text())
+    path = write_record("r", {}, 0, command="x", out_dir=tmp_path / "results", checkout=tmp_path)
+    record = json.loads(path.read_text())
     assert record["git"] == {"commit": head, "dirty": True}
 
 
@@ -60,3 +61,14 @@ def test_bad_input_is_named_and_nothing_is_written(tmp_path, name, metrics, seco
     with pytest.raises((TypeError, ValueError), match=error):
         write_record(name, metrics, seconds, command="x", out_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_record_names_paths_relative_to_the_checkout(tmp_path):
+    checkout = tmp_path / "project"
+    data = tmp_path / "shared" / "data"
+    command = ["tinysiam", "train", "--data-dir", str(data), f"--out={checkout / 'runs' / 'a'}", "--lr", "0.1"]
+    path = write_record("r", {"checkpoint": str(checkout / "runs" / "a" / "best.npz"), "runs": [str(data)], "n": 3},
+                        1, command=command, out_dir=tmp_path / "results", checkout=checkout)
+    record = json.loads(path.read_text())
+    assert record["command"] == "tinysiam train --data-dir ../shared/data --out=runs/a --lr 0.1"
+    assert record["metrics"] == {"checkpoint": "runs/a/best.npz", "runs": ["../shared/data"], "n": 3}

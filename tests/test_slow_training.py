@@ -33,7 +33,12 @@ def test_the_koch2015_recipe_trains_and_is_tested_on_lakes_runs(data_root, tmp_p
     assert "training koch with the koch loss on omniglot" in printed
     assert "Lake's 20-way within-alphabet one-shot, 20 runs" in printed
     results = json.loads((out / "results.json").read_text())
-    assert np.isfinite(results["history"][0]["train_loss"]) and 0 <= results["lake_accuracy"] <= 1
+    from tinysiam.app.model import load_model
+    from tinysiam.evaluation.oneshot import evaluate_lake_runs, load_lake_runs
+
+    runs = load_lake_runs(data_root / "omniglot" / "all_runs.zip", size=(105, 105))
+    expected = evaluate_lake_runs(runs, load_model(out / "best.npz")[0].similarity).accuracy
+    assert np.isfinite(results["history"][0]["train_loss"]) and results["lake_accuracy"] == pytest.approx(expected)
     assert (out / "best.npz").is_file() and (out / "last.npz").is_file()
     from tinysiam.serialization import read_checkpoint_meta
 

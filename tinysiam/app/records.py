@@ -4,7 +4,9 @@
 ``results/omniglot-lake.json`` (atomically, replacing an older record of the
 same name) with the command line, the git commit of the checkout (and whether
 it had uncommitted changes), the seconds, the metrics, the date (UTC) and a
-summary of the machine.
+summary of the machine. Absolute paths in the command and the metrics are
+written relative to the checkout (``../shared/data``), so a record names no
+folder that exists only on the machine that made it.
 """
 import json
 import os
@@ -39,17 +41,32 @@ def write_record(name, metrics, seconds, command=None, out_dir="results", checko
         raise ValueError(f"seconds must be a number >= 0, got {seconds!r}")
     if command is None:
         command = [Path(sys.argv[0]).name, *sys.argv[1:]]
+    command = shlex.split(command) if isinstance(command, str) else [str(part) for part in command]
     record = {
-        "command": command if isinstance(command, str) else shlex.join(str(part) for part in command),
+        "command": shlex.join(portable(part, checkout) for part in command),
         "git": git_state(checkout),
         "seconds": round(float(seconds), 3),
-        "metrics": metrics,
+        "metrics": portable(metrics, checkout),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_summary(),
     }
     path = Path(out_dir) / f"{name}.json"
     write_text_atomic(path, json.dumps(record, indent=1, default=_json_value) + "\n")
     return path
+
+
+def portable(value, checkout=CHECKOUT):
+    """``value`` with every absolute path in it (a string, or inside lists and dicts; also ``--option=/path``)
+    made relative to ``checkout``."""
+    if isinstance(value, dict):
+        return {key: portable(item, checkout) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(item, checkout) for item in value]
+    if isinstance(value, str):
+        prefix, _, path = value.rpartition("=") if value.startswith("--") else ("", "", value)
+        if os.path.isabs(path):
+            return f"{prefix}{'=' if prefix else ''}{os.path.relpath(path, checkout)}"
+    return value
 
 
 def _json_value(value):

@@ -81,14 +81,18 @@ def format_table(rows):
     return "\n".join(lines)
 
 
-def main(argv=None):
-    """``tinysiam gradcheck``: run the catalogue, print the table; 0 if all pass, 1 if any fails, 2 on bad usage."""
+def build_parser():
     parser = argparse.ArgumentParser(prog="tinysiam gradcheck", description=__doc__.splitlines()[0])
     parser.add_argument("--group", action="append", choices=GROUPS, help="only these groups (repeatable)")
     parser.add_argument("-k", dest="substring", help="only checks whose name contains this (any case)")
     parser.add_argument("--device", choices=backend.DEVICES, default="cpu")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    """``tinysiam gradcheck``: run the catalogue, print the table; 0 if all pass, 1 if any fails, 2 on bad usage."""
+    args = build_parser().parse_args(argv)
     if args.device == "gpu":
         try:
             backend.check_device("gpu")
