@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DATA_DIR ?= ../shared/data
 RESULTS_RUNS := runs/results
 
-.PHONY: demo test test-slow gradcheck bench clean results-demo results-omniglot results-faces results-baselines \
+.PHONY: demo test test-slow lint gradcheck bench clean results-demo results-omniglot results-faces results-baselines \
 	results-digits results-tdnn results-losses curves
 
 $(STAMP): setup.cfg pyproject.toml
@@ -24,6 +24,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
+
+# the style gate: ruff's lint rules and import order (pyproject.toml)
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 gradcheck: $(STAMP)
 	$(BIN)/tinysiam gradcheck

@@ -24,13 +24,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # the parts beside this file, and this checkout's tinysiam
 
-from tinysiam.serialization import write_text_atomic  # noqa: E402
-
 from contenders import CONTENDERS, TITLES  # noqa: E402
-from measurement import (SETTLE_SECONDS, gemm_peak_gflops, load_average, machine_info, measure,  # noqa: E402
-                         memory_method, start_workers, worker_main)
+from measurement import (  # noqa: E402
+    SETTLE_SECONDS,
+    gemm_peak_gflops,
+    load_average,
+    machine_info,
+    measure,
+    memory_method,
+    start_workers,
+    worker_main,
+)
 from nets import benchmarks  # noqa: E402
 from report import duration, markdown, summarise  # noqa: E402
+
+from tinysiam.serialization import write_text_atomic  # noqa: E402
 
 
 def build_parser():

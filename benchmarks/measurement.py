@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 from contenders import FRAMEWORKS, NotMeasured
 from nets import benchmarks, labels, op_arrays
 

@@ -209,7 +209,7 @@ def forward_flops(bench):
     return (s["images"] * per_image + s["images"] // 2 * per_pair) * s.get("steps", 1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _step_flops(preset, loss):
     """(FLOPs of the tower per image, of the head per pair) of a preset's net."""
     (h, w), per_image = get_preset(preset).input_size, 0

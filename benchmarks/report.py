@@ -206,7 +206,8 @@ def algorithms_section(report):
     if not rows:
         return []
     return ["", "## Convolution algorithms tinysiam chose", "",
-            "`conv2d`'s default, `algorithm=\"auto\"`, picks by the layer's shape alone (`engine.conv_algorithms.by_shape`): "
+            "`conv2d`'s default, `algorithm=\"auto\"`, picks by the layer's shape alone "
+            "(`engine.conv_algorithms.by_shape`): "
             "im2col for fewer than 16 input channels, Winograd for other 3x3 stride-1 layers, FFT for other stride-1 "
             "kernels larger than 1x1, im2col for the rest; `\"benchmark\"` (timing the candidates once per shape) "
             "is the opt-in alternative.", "", "| benchmark | layer | algorithm |", "| --- | --- | --- |"] + \

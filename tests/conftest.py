@@ -18,7 +18,8 @@ def data_root():
     """The folder holding omniglot/ and att_faces/; tests skip where it is absent."""
     root = _data_root()
     if not root.is_dir():
-        pytest.skip(f"real data sets not found at {root} (set TINYSIAM_DATA to the folder holding omniglot/ and att_faces/)")
+        pytest.skip(f"real data sets not found at {root} "
+                    "(set TINYSIAM_DATA to the folder holding omniglot/ and att_faces/)")
     return root
 
 

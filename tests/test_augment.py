@@ -1,10 +1,10 @@
 """Koch et al.'s affine augmentation: exact special cases, statistics of the random maps, NumPy vs CuPy."""
 import numpy as np
 import pytest
-
 from conftest import on
-from tinysiam.engine.backend import gpu_available, to_numpy
+
 from tinysiam.data.augment import affine_augment, affine_warp, random_affine
+from tinysiam.engine.backend import gpu_available, to_numpy
 
 IDENTITY = dict(rotation=(0, 0), shear=(0, 0), scale=(1, 1), translation=(0, 0))
 

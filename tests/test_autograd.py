@@ -1,13 +1,12 @@
 """The backward pass: accumulation, graph freeing, deep graphs, no_grad, dtypes, devices."""
 import numpy as np
 import pytest
+from conftest import on
 
 import tinysiam as ts
 from tinysiam import nn, ops
 from tinysiam.engine.backend import to_numpy
 from tinysiam.engine.conv import conv2d, max_pool2d
-
-from conftest import on
 
 
 def test_tensor_used_twice_gets_the_sum_of_both_gradients():

@@ -175,8 +175,8 @@ def zip_of(path, files):
 def files(tmp_path):
     """A folder of bad files, built once per test."""
     pytest.importorskip("PIL")
-    from tinysiam.app.model import SiameseModel
     from tinysiam.app.config import TrainConfig
+    from tinysiam.app.model import SiameseModel
     from tinysiam.serialization import save, save_checkpoint, write_npz_atomic
 
     good = tmp_path / "good.npz"
@@ -335,7 +335,8 @@ def test_bad_files(files, call, error, text):
 
 # ----- the command line: one line, exit status 2, naming the option or file -----------------------
 COMMANDS = [
-    ("eval truncated checkpoint", ["eval", "--checkpoint", "{root}/truncated.npz"], "--checkpoint {root}/truncated.npz"),
+    ("eval truncated checkpoint", ["eval", "--checkpoint", "{root}/truncated.npz"],
+     "--checkpoint {root}/truncated.npz"),
     ("eval damaged meta", ["eval", "--checkpoint", "{root}/bad_json.npz"], "--checkpoint {root}/bad_json.npz"),
     ("eval weights-only file", ["eval", "--checkpoint", "{root}/weights_only.npz"], "is not a tinysiam checkpoint"),
     ("eval runs not a zip", ["eval", "--baseline", "pixels", "--runs", "{root}/not_a_zip.zip"],

@@ -34,12 +34,12 @@ def test_smoke_run_writes_every_benchmark_and_the_nets_agree(tmp_path):
         step = next(e for e in report["benchmarks"] if e["benchmark"] == name)["modes"]["step"]["contenders"]
         losses = {c: stats["first_loss"] for c, stats in step.items() if "first_loss" in stats}
         assert "tinysiam" in losses
-        for contender, loss in losses.items():
+        for loss in losses.values():
             assert loss == pytest.approx(losses["tinysiam"], rel=1e-4), (name, losses)
     profiled = next(e for e in report["benchmarks"] if e["benchmark"] == "step_mini")["profile"]
     labels = {label for label, _ in profiled["rows"]}
-    assert {f"Conv2d{name}Op.{method}" for name in ("Im2col", "Winograd", "FFT") for method in ("forward", "backward")} \
-        & labels
+    ops = {f"Conv2d{name}Op.{method}" for name in ("Im2col", "Winograd", "FFT") for method in ("forward", "backward")}
+    assert ops & labels
     for name in ("step_mini", "step_omniglot28", "step_faces", "epoch_omniglot28"):
         assert f"## Where the time goes: tinysiam {name}" in table
     epoch = next(e for e in report["benchmarks"] if e["benchmark"] == "epoch_omniglot28")

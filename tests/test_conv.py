@@ -240,7 +240,7 @@ def test_max_pool_ties_and_nan_follow_one_rule(k, s, extra, seed):
     # few distinct values, so windows hold ties, and some NaN: every branch of the rule is met
     x = rng.integers(0, 3, (2, 2, k + extra[0], k + extra[1])).astype(np.float64)
     x[rng.random(x.shape) < 0.15] = np.nan
-    g = rng.standard_normal(((2, 2) + ((x.shape[2] - k) // s + 1, (x.shape[3] - k) // s + 1)))
+    g = rng.standard_normal((2, 2) + ((x.shape[2] - k) // s + 1, (x.shape[3] - k) // s + 1))
     xt = ts.Tensor(x, requires_grad=True)
     out = max_pool2d(xt, k, s)
     out.backward(g)

@@ -1,6 +1,7 @@
 """1-D convolution and pooling over time: the definition loop by loop, finite differences on drawn shapes, errors."""
 import numpy as np
 import pytest
+from conftest import on
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -8,7 +9,6 @@ import tinysiam as ts
 from tinysiam import nn
 from tinysiam.engine.conv1d import avg_pool1d, conv1d, max_pool1d
 from tinysiam.engine.gradcheck import gradcheck
-from conftest import on
 
 
 def naive_conv1d(x, w, b, stride, padding, dilation):

@@ -5,10 +5,10 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import needs_pillow, needs_sklearn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import needs_pillow, needs_sklearn
 from tinysiam.data import LabelledImages, load_att_faces, load_digits, load_mnist, load_omniglot
 
 

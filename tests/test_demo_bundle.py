@@ -4,12 +4,11 @@ import importlib.util
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from tinysiam.data import load_demo_background, load_demo_runs, load_omniglot
 from tinysiam.data.bundle import DEMO_BUNDLE, DEMO_BUNDLE_SHA256, pack_images, read_demo_bundle, unpack_images
 from tinysiam.evaluation.oneshot import load_lake_runs
-
-from conftest import REPO
 
 ARCHIVES = ("images_background_small1.zip", "images_background_small2.zip", "all_runs.zip")
 

@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinysiam as ts
-from tinysiam.siamese import composed, distances
 from tinysiam.engine.gradcheck import gradcheck
+from tinysiam.siamese import composed, distances
 
 FAST = settings(max_examples=40, deadline=None)
 NAMES = ["l1", "l2", "squared_l2", "cosine"]

@@ -5,8 +5,13 @@ import pytest
 from tinysiam.data import LabelledImages
 from tinysiam.data.folds import subject_folds
 from tinysiam.evaluation.metrics import equal_error_rate
-from tinysiam.evaluation.verification import (FoldSummary, VerificationResult, evaluate_verification,
-                                              pixel_pair_scores, verification_pairs)
+from tinysiam.evaluation.verification import (
+    FoldSummary,
+    VerificationResult,
+    evaluate_verification,
+    pixel_pair_scores,
+    verification_pairs,
+)
 
 
 def test_eight_folds_over_forty_subjects():

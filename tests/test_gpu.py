@@ -5,9 +5,8 @@ import pytest
 import tinysiam as ts
 from tinysiam import nn
 from tinysiam.app import catalogue
-from tinysiam.siamese import losses
 from tinysiam.data import affine_augment
-from tinysiam.siamese import KochHead, TwinNetwork
+from tinysiam.siamese import KochHead, TwinNetwork, losses
 
 pytestmark = pytest.mark.skipif(not ts.gpu_available(), reason="CuPy with a CUDA device is not available")
 
@@ -25,8 +24,9 @@ def test_a_koch_training_step_matches_the_cpu():
     results = {}
     for device in ("cpu", "gpu"):
         rng = np.random.default_rng(1)
-        tower = nn.Sequential(nn.Conv2d(1, 4, 5, rng=rng), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 8, 3, padding=1, rng=rng),
-                              nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 16, rng=rng), nn.Sigmoid())
+        tower = nn.Sequential(nn.Conv2d(1, 4, 5, rng=rng), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Conv2d(4, 8, 3, padding=1, rng=rng), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(8 * 8 * 8, 16, rng=rng), nn.Sigmoid())
         model = TwinNetwork(tower, KochHead(16, rng=rng)).astype(np.float64).to(device)
         loss = losses.bce_with_logits(model(ts.Tensor(x1, device=device), ts.Tensor(x2, device=device)),
                                       ts.Tensor(same, device=device))

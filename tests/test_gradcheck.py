@@ -1,11 +1,10 @@
 """The gradient checker itself: it must catch wrong gradients and say where."""
 import numpy as np
 import pytest
+from conftest import on
 
 import tinysiam as ts
 from tinysiam.engine.gradcheck import ELEMENTWISE_LIMIT, GradcheckError, gradcheck
-
-from conftest import on
 
 
 class Cube(ts.Function):

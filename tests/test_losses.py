@@ -8,9 +8,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import tinysiam as ts
+from tinysiam.engine.gradcheck import gradcheck
 from tinysiam.siamese import composed, losses
 from tinysiam.siamese.distances import l2_distance
-from tinysiam.engine.gradcheck import gradcheck
 
 FAST = settings(max_examples=40, deadline=None)
 REDUCTION = st.sampled_from(losses.REDUCTIONS)

@@ -5,7 +5,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinysiam as ts
-from tinysiam.siamese.mining import PairSampler, TripletSampler, batch_hard_triplets, random_triplets, semi_hard_triplets
+from tinysiam.siamese.mining import (
+    PairSampler,
+    TripletSampler,
+    batch_hard_triplets,
+    random_triplets,
+    semi_hard_triplets,
+)
 
 FAST = settings(max_examples=20, deadline=None)
 

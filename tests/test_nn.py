@@ -34,7 +34,8 @@ def test_linear_gradients(lead, fin, fout, bias, seed):
 
 
 @FAST
-@given(n=st.integers(1, 2), c=st.integers(1, 3), oc=st.integers(1, 3), kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+@given(n=st.integers(1, 2), c=st.integers(1, 3), oc=st.integers(1, 3),
+       kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
        stride=st.tuples(st.integers(1, 3), st.integers(1, 3)), padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
        extra=st.tuples(st.integers(0, 4), st.integers(0, 4)), bias=st.booleans(), seed=seeds)
 def test_conv2d_gradients(n, c, oc, kernel, stride, padding, extra, bias, seed):
@@ -45,7 +46,8 @@ def test_conv2d_gradients(n, c, oc, kernel, stride, padding, extra, bias, seed):
 
 
 @FAST
-@given(n=st.integers(1, 2), c=st.integers(1, 2), kernel=st.integers(1, 3), stride=st.one_of(st.none(), st.integers(1, 3)),
+@given(n=st.integers(1, 2), c=st.integers(1, 2), kernel=st.integers(1, 3),
+       stride=st.one_of(st.none(), st.integers(1, 3)),
        extra=st.tuples(st.integers(0, 4), st.integers(0, 4)), seed=seeds)
 def test_maxpool2d_gradients(n, c, kernel, stride, extra, seed):
     rng = np.random.default_rng(seed)
@@ -86,7 +88,8 @@ def test_batchnorm_gradients(n, c, spatial, train, seed):
     # training needs two values per feature to take statistics: a batch of one is fine when H x W > 1
     n2d = 2 if train and n * spatial[0] * spatial[1] == 1 else n
     check_layer(randomised_batchnorm(nn.BatchNorm2d(c), rng), rng.standard_normal((n2d, c, *spatial)), train)
-    check_layer(randomised_batchnorm(nn.BatchNorm1d(c), rng), rng.standard_normal((max(n, 2) if train else n, c)), train)
+    x = rng.standard_normal((max(n, 2) if train else n, c))
+    check_layer(randomised_batchnorm(nn.BatchNorm1d(c), rng), x, train)
     n1d = 2 if train and n * spatial[0] == 1 else n
     check_layer(randomised_batchnorm(nn.BatchNorm1d(c), rng), rng.standard_normal((n1d, c, spatial[0])), train)
 
@@ -186,7 +189,8 @@ def test_batchnorm_errors():
         nn.BatchNorm1d(3)(tensor(np.ones((1, 3))))
     with pytest.raises(ValueError, match=r"BatchNorm2d\(3\): expected input \(N, 3, H, W\), got shape \(2, 3\)"):
         nn.BatchNorm2d(3)(tensor(np.ones((2, 3))))
-    with pytest.raises(ValueError, match=r"BatchNorm1d\(3\): expected input \(N, 3\) or \(N, 3, L\), got shape \(4, 2\)"):
+    expected = r"BatchNorm1d\(3\): expected input \(N, 3\) or \(N, 3, L\), got shape \(4, 2\)"
+    with pytest.raises(ValueError, match=expected):
         nn.BatchNorm1d(3)(tensor(np.ones((4, 2))))
     with pytest.raises(ValueError, match=r"BatchNorm1d\(3\).*got shape \(4, 3, 2, 2\)"):
         nn.BatchNorm1d(3)(tensor(np.ones((4, 3, 2, 2))))
@@ -301,7 +305,8 @@ def small_model():
 
 def test_state_dict_round_trip_and_copies():
     model = small_model()
-    model(ts.Tensor(np.random.default_rng(0).standard_normal((3, 1, 3, 3)).astype(np.float32)))  # moves the running stats
+    # moves the running statistics
+    model(ts.Tensor(np.random.default_rng(0).standard_normal((3, 1, 3, 3)).astype(np.float32)))
     state = model.state_dict()
     assert "1.running_mean" in state and "1.running_mean" not in dict(model.named_parameters())
     other = small_model()
@@ -376,7 +381,8 @@ def test_initialisers_have_the_stated_statistics():
 def test_layers_use_the_named_initialiser():
     rng = np.random.default_rng(0)
     koch = nn.Linear(1000, 200, init="koch", rng=rng)
-    assert koch.weight.data.std() == pytest.approx(0.2, rel=0.02) and koch.bias.data.mean() == pytest.approx(0.5, abs=0.01)
+    assert koch.weight.data.std() == pytest.approx(0.2, rel=0.02)
+    assert koch.bias.data.mean() == pytest.approx(0.5, abs=0.01)
     conv = nn.Conv2d(40, 50, 5, init="koch", rng=rng)
     assert conv.weight.data.std() == pytest.approx(1e-2, rel=0.02)
     glorot = nn.Linear(300, 200, init="glorot", rng=rng)

@@ -4,13 +4,21 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import needs_pillow
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conftest import needs_pillow
-from tinysiam.evaluation.oneshot import (LakeRun, evaluate_lake_runs, ink_points, load_lake_runs, mhd_costs, mhd_scores,
-                                         modified_hausdorff, pixel_scores)
+from tinysiam.evaluation.oneshot import (
+    LakeRun,
+    evaluate_lake_runs,
+    ink_points,
+    load_lake_runs,
+    mhd_costs,
+    mhd_scores,
+    modified_hausdorff,
+    pixel_scores,
+)
 
 
 def test_modified_hausdorff_by_hand():

@@ -3,6 +3,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import DEVICES, on
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,8 +11,6 @@ import tinysiam as ts
 from tinysiam import ops
 from tinysiam.app.catalogue.ops import away_from_zero, distinct
 from tinysiam.engine.gradcheck import gradcheck
-
-from conftest import DEVICES, on
 
 FAST = settings(max_examples=15, deadline=None)
 on_each_device = pytest.mark.parametrize("device", DEVICES)

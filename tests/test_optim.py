@@ -26,7 +26,8 @@ def test_plain_sgd_by_hand():
 
 
 def test_sgd_momentum_by_hand():
-    # v1 = 0.5 -> p = 1 - 0.05 = 0.95;  v2 = 0.9 * 0.5 + 0.5 = 0.95 -> p = 0.855;  v3 = 0.9 * 0.95 + 0.5 = 1.355 -> 0.7195
+    # v1 = 0.5 -> p = 1 - 0.05 = 0.95;  v2 = 0.9 * 0.5 + 0.5 = 0.95 -> p = 0.855;
+    # v3 = 0.9 * 0.95 + 0.5 = 1.355 -> 0.7195
     p = param(1.0)
     values = run(optim.SGD([p], lr=0.1, momentum=0.9), p, [[0.5]] * 3)
     np.testing.assert_allclose(np.ravel(values), [0.95, 0.855, 0.7195])
@@ -101,7 +102,8 @@ def test_parameters_without_grad_are_skipped():
 
 def test_parameter_groups_have_their_own_settings():
     a, b, c = param(1.0), param(1.0), param(1.0)
-    opt = optim.SGD([{"params": [a], "lr": 1.0}, {"params": [b], "momentum": 0.5}, {"params": [c], "weight_decay": 1.0}],
+    opt = optim.SGD([{"params": [a], "lr": 1.0}, {"params": [b], "momentum": 0.5},
+                     {"params": [c], "weight_decay": 1.0}],
                     lr=0.1)
     for _ in range(2):
         a.grad = b.grad = c.grad = np.array([1.0])

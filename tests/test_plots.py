@@ -1,8 +1,8 @@
 """Plots are written as valid PNG files, atomically."""
 import numpy as np
 import pytest
-
 from conftest import needs_matplotlib
+
 from tinysiam.evaluation import plots
 
 

@@ -7,8 +7,7 @@ import pytest
 
 import tinysiam as ts
 from tinysiam import nn, optim
-from tinysiam.serialization import (load, load_checkpoint, read_checkpoint_meta, save, save_checkpoint,
-                                    write_text_atomic)
+from tinysiam.serialization import load, load_checkpoint, read_checkpoint_meta, save, save_checkpoint, write_text_atomic
 
 
 def model():

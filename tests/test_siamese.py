@@ -4,8 +4,8 @@ import pytest
 
 import tinysiam as ts
 from tinysiam import nn
-from tinysiam.siamese.losses import bce_with_logits
 from tinysiam.siamese import KochHead, RelationModule, TripletNetwork, TwinNetwork
+from tinysiam.siamese.losses import bce_with_logits
 
 
 def tower(rng):

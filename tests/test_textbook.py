@@ -27,11 +27,13 @@ def assert_same(fast, plain):
 
 @CASES
 @given(n=st.integers(1, 2), c=st.integers(1, 3), oc=st.integers(1, 3), kernel=pairs, stride=pairs,
-       padding=st.tuples(st.integers(0, 2), st.integers(0, 2)), extra=pairs, bias=st.booleans(), seed=st.integers(0, 99))
+       padding=st.tuples(st.integers(0, 2), st.integers(0, 2)), extra=pairs, bias=st.booleans(),
+       seed=st.integers(0, 99))
 def test_conv2d_agrees_with_the_fast_one(n, c, oc, kernel, stride, padding, extra, bias, seed):
     rng = np.random.default_rng(seed)
     h, w = kernel[0] + extra[0], kernel[1] + extra[1]
-    arrays = [rng.standard_normal((n, c, h, w)), rng.standard_normal((oc, c) + kernel)] + [rng.standard_normal(oc)] * bias
+    arrays = [rng.standard_normal((n, c, h, w)), rng.standard_normal((oc, c) + kernel)]
+    arrays += [rng.standard_normal(oc)] * bias
     options = {"stride": stride, "padding": padding}
     assert_same(values_and_grads(lambda *t: conv.conv2d(*t, **options), *arrays),
                 values_and_grads(lambda *t: textbook.conv2d(*t, **options), *arrays))

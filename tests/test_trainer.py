@@ -1,8 +1,8 @@
 """The Trainer used directly: every loss learns, a stopped run resumes bit for bit, a bad loss moves no weight."""
 import numpy as np
-import tinysiam as ts
 import pytest
 
+import tinysiam as ts
 from tinysiam.app.config import LOSSES, OPTIMIZERS, TrainConfig
 from tinysiam.app.objectives import OBJECTIVES
 from tinysiam.app.runs import RunFolder

@@ -1,6 +1,7 @@
 """Dynamic time warping against a direct double loop, and the balanced verification pairs and their scores."""
 import numpy as np
 import pytest
+from conftest import on
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -9,7 +10,6 @@ from tinysiam.data import LabelledImages, LabelledSequences
 from tinysiam.data.strokes import trajectory_features
 from tinysiam.evaluation.dtw import dtw_distance
 from tinysiam.evaluation.verification import evaluate_verification, verification_pairs
-from conftest import on
 
 
 def direct_dtw(a, b, band=None):

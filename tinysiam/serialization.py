@@ -19,7 +19,6 @@ import numpy as np
 
 from .engine.backend import to_numpy
 
-
 TEMPORARY_SUFFIX = ".tmp"
 
 

@@ -117,5 +117,6 @@ def load_model(path, device="cpu"):
     load_checkpoint(path, model)
     for name, p in model.named_parameters():
         if not np.isfinite(p.data).all():
-            raise ValueError(f"{path}: the weights {name} hold NaN or Inf (the run diverged); use an earlier checkpoint")
+            raise ValueError(f"{path}: the weights {name} hold NaN or Inf (the run diverged); use an earlier "
+                             "checkpoint")
     return model.to(device).eval(), config

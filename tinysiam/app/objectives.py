@@ -6,11 +6,18 @@ saves that generator's state resumes the exact stream of batches.
 import numpy as np
 
 from ..engine import backend
-from ..engine.tensor import Tensor
 from ..engine.ops import concatenate
+from ..engine.tensor import Tensor
 from ..siamese.distances import l1_distance, l2_distance
-from ..siamese.losses import (bce_with_logits, chopra_energy_loss, contrastive_linear_loss, contrastive_loss,
-                              mse_loss, nt_xent_loss, triplet_loss)
+from ..siamese.losses import (
+    bce_with_logits,
+    chopra_energy_loss,
+    contrastive_linear_loss,
+    contrastive_loss,
+    mse_loss,
+    nt_xent_loss,
+    triplet_loss,
+)
 from ..siamese.mining import PairSampler, batch_hard_triplets
 from .errors import UserError
 

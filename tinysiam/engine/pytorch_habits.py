@@ -18,7 +18,8 @@ PYTORCH_SPELLINGS = {
 
 
 class ElementCount(int):
-    """``Tensor.size``: the number of elements, as in NumPy. Called like PyTorch's ``t.size()``, it says what to write."""
+    """``Tensor.size``: the number of elements, as in NumPy. Called like PyTorch's ``t.size()``, it says what to
+    write instead."""
 
     def __call__(self, *dim):
         raise TypeError("Tensor.size is the number of elements, as in NumPy, not a method: for PyTorch's "

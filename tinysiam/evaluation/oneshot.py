@@ -81,7 +81,8 @@ class LakeResult:
 
 
 def evaluate_lake_runs(runs, score_fn):
-    """Score every run; ``score_fn(queries, supports)`` returns (n_query, n_support) similarities, higher = more alike."""
+    """Score every run; ``score_fn(queries, supports)`` returns (n_query, n_support) similarities, higher = more
+    alike."""
     per_run = []
     for run in runs:
         scores = to_numpy(score_fn(run.queries, run.supports))

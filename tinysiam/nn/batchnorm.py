@@ -32,8 +32,8 @@ a = gamma s, b = -s^2 (sum_i g_i c_i) / M, k = -(sum_i g_i) / M.
 import numpy as np
 
 from ..engine.backend import xp_of
-from ..engine.tensor import Function
 from ..engine.checks import check_float_tensor
+from ..engine.tensor import Function
 from .layers import check_sizes
 from .module import Module, Parameter
 

@@ -8,8 +8,15 @@ and ``tinysiam.nn``.
 """
 from . import composed, distances, losses, mining, networks
 from .distances import cosine_distance, l1_distance, l2_distance, pairwise_distances, squared_l2_distance
-from .losses import (bce_with_logits, chopra_energy_loss, contrastive_linear_loss, contrastive_loss, mse_loss,
-                     nt_xent_loss, triplet_loss)
+from .losses import (
+                     bce_with_logits,
+                     chopra_energy_loss,
+                     contrastive_linear_loss,
+                     contrastive_loss,
+                     mse_loss,
+                     nt_xent_loss,
+                     triplet_loss,
+)
 from .mining import PairSampler, TripletSampler, batch_hard_triplets, random_triplets, semi_hard_triplets
 from .networks import KochHead, RelationModule, TripletNetwork, TwinNetwork
 

@@ -13,8 +13,8 @@ corner, max(0, x) at x = 0, the derivative used is 0.
 from ..engine.backend import is_gpu_array, xp_of
 from ..engine.checks import check_float_tensor, check_number
 from ..engine.debug import detecting_anomalies
-from .distances import check_embeddings, check_finite, clamped_norm, distance_op
 from ..engine.tensor import Function, Tensor
+from .distances import check_embeddings, check_finite, clamped_norm, distance_op
 
 REDUCTIONS = ("mean", "sum", "none")
 

@@ -11,8 +11,8 @@ import numpy as np
 
 from ..engine.backend import to_numpy
 from ..engine.checks import check_integer, check_number
-from .distances import pairwise_distances
 from ..engine.tensor import Tensor
+from .distances import pairwise_distances
 
 
 class _ByClass:

@@ -8,8 +8,8 @@ One pass also means a BatchNorm layer in the tower normalises over all 2N (or
 """
 from .. import nn
 from ..engine import ops
-from .distances import check_embeddings
 from ..engine.checks import check_tensor
+from .distances import check_embeddings
 
 
 def _check_batch(name, *inputs):

@@ -2,8 +2,8 @@
 import numpy as np
 
 from ... import nn
-from .ops import away_from_zero, distinct
 from . import Check
+from .ops import away_from_zero, distinct
 
 
 def module_check(name, group, layer, inputs, train=True):
