@@ -38,6 +38,7 @@ from measurement import (  # noqa: E402
 from nets import benchmarks  # noqa: E402
 from report import duration, markdown, summarise  # noqa: E402
 
+from tinysiam.engine.checks import integer_problem  # noqa: E402
 from tinysiam.serialization import write_text_atomic  # noqa: E402
 
 
@@ -74,9 +75,11 @@ def main(argv=None):
     contenders = [c for c in args.contenders.split(",") if c]
     if not contenders or set(contenders) - set(CONTENDERS):
         parser.error(f"--contenders must name some of {', '.join(CONTENDERS)}, got {args.contenders!r}")
-    if args.repeat < 1 or args.warmup < 0 or args.threads < 1:
-        parser.error(f"need --repeat >= 1, --warmup >= 0, --threads >= 1; got {args.repeat}, {args.warmup}, "
-                     f"{args.threads}")
+    for option, low in (("repeat", 1), ("warmup", 0), ("threads", 1)):  # the rule and words of train's options
+        problem = integer_problem(getattr(args, option), low)
+        if problem:
+            print(f"tinysiam bench: error: --{option} {problem}", file=sys.stderr)
+            return 2
     repeat, warmup, settle = (1, 0, 0) if args.smoke else (args.repeat, args.warmup, SETTLE_SECONDS)
     load_at_start = load_average()
     report = {"command": "tinysiam bench " + shlex.join(argv),

@@ -383,7 +383,7 @@ def test_a_failing_write_is_one_line_and_keeps_the_previous_checkpoint(tmp_path,
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(np, "savez", disk_full)
+    monkeypatch.setattr(np.lib.format, "write_array", disk_full)
     assert main(["train", "--out", str(tmp_path), "--resume", "--epochs", "2", "--quiet", "--no-plots"]) == 2
     err = capsys.readouterr().err
     assert f"cannot write {tmp_path}" in err and "No space left on device" in err and err.count("\n") == 1
@@ -397,3 +397,185 @@ def test_results_json_is_valid_after_every_command(tmp_path):
 
     assert main(["train", "--out", str(tmp_path), "--epochs", "1", "--steps-per-epoch", "2", "--quiet"]) == 0
     assert json.loads((tmp_path / "results.json").read_text())["checkpoint"].endswith("best.npz")
+
+
+# ----- the second pass: every path as strict as eval, nothing lost at the edges ---------------------------
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A short digits run: its last.npz is what the damaged checkpoints below are made from."""
+    pytest.importorskip("sklearn")
+    from tinysiam.app.cli import main
+
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", "--out", str(out), "--epochs", "1", "--steps-per-epoch", "2", "--quiet", "--no-plots"]) == 0
+    return out
+
+
+def _rewritten(arrays, meta=None, drop=(), add=None):
+
+    arrays = {k: v for k, v in arrays.items() if k not in drop}
+    arrays.update(add or {})
+    if meta is not None:
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    return arrays
+
+
+def _damaged_checkpoints(last):
+    """name -> (arrays of a damaged copy of ``last``, what the error must say)."""
+    from tinysiam.serialization import read_checkpoint
+
+    arrays, meta = read_checkpoint(last)
+    weight = "model/tower.0.weight"
+    optim_entry = next(k for k in arrays if k.startswith("optim/param"))
+    return {
+        "wrong_shape": (_rewritten(arrays, add={weight: np.ones((3, 3), np.float32)}), "does not fit the model"),
+        "missing_key": (_rewritten(arrays, drop=[weight]), "missing: ['tower.0.weight']"),
+        "extra_key": (_rewritten(arrays, add={"model/extra": np.ones(2, np.float32)}), "unexpected: ['extra']"),
+        "optimizer": (_rewritten(arrays, add={optim_entry: np.ones(7, np.float32)}), "does not fit the optimizer"),
+        "no_config": (_rewritten(arrays, {k: v for k, v in meta.items() if k != "config"}), "has no 'config'"),
+        "no_history": (_rewritten(arrays, {k: v for k, v in meta.items() if k != "history"}), "has no 'history'"),
+        "epoch_text": (_rewritten(arrays, {**meta, "epoch": "three"}), "'epoch' must be an integer >= 0"),
+        "rng": (_rewritten(arrays, {**meta, "rng": {"bit_generator": "MT19937"}}), "'rng' must be the state"),
+        "config_other_model": (_rewritten(arrays, {**meta, "config": {**meta["config"], "preset": "mini"}}),
+                               "does not fit the model"),
+        "npy": (None, "holds a single .npy array"),
+    }
+
+
+@pytest.mark.parametrize("case", ["wrong_shape", "missing_key", "extra_key", "optimizer", "no_config", "no_history",
+                                  "epoch_text", "rng", "config_other_model", "npy"])
+def test_resuming_a_damaged_checkpoint_is_one_line_and_leaves_it_untouched(trained_run, tmp_path, capsys, case):
+    import shutil
+
+    from tinysiam.app.cli import main
+    from tinysiam.serialization import write_npz_atomic
+
+    shutil.copytree(trained_run, tmp_path / "run")
+    last = tmp_path / "run" / "last.npz"
+    arrays, text = _damaged_checkpoints(last)[case]
+    if arrays is None:
+        np.save(tmp_path / "x.npy", np.ones(3))
+        shutil.copy(tmp_path / "x.npy", last)
+    else:
+        write_npz_atomic(last, arrays)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    assert main(["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"--resume {last}" in err and text in err and err.count("\n") == 1, err
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize("command", [["eval", "--checkpoint", "{npz}"], ["verify", "{png}", "{png}", "--checkpoint",
+                                                                          "{npz}"],
+                                     ["index", "{folder}", "--checkpoint", "{npz}", "--out", "{root}/i.npz"]])
+def test_a_npy_file_named_npz_is_one_line_everywhere(tmp_path, capsys, command):
+    from tinysiam.app.cli import main
+    from tinysiam.serialization import load_checkpoint
+
+    np.save(tmp_path / "x.npy", np.ones(3))
+    (tmp_path / "x.npy").rename(tmp_path / "x.npz")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.png").write_bytes(png(8, 8))
+    args = [a.format(npz=tmp_path / "x.npz", png=tmp_path / "images" / "a.png", folder=tmp_path / "images",
+                     root=tmp_path) for a in command]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"--checkpoint {tmp_path / 'x.npz'}" in err and "single .npy array" in err and err.count("\n") == 1
+    with pytest.raises(ValueError, match="x.npz is not a readable tinysiam .npz file.*single .npy array"):
+        load_checkpoint(tmp_path / "x.npz", nn.Linear(2, 2))  # the API says the same
+
+
+def zip_with_method(path, member, data, method):
+    """A zip whose one member claims compression ``method`` (e.g. 98, PPMd, which Python's zipfile cannot read)."""
+    zip_of(path, {member: data})
+    raw = bytearray(path.read_bytes())
+    raw[8:10] = method.to_bytes(2, "little")  # the local header's method field
+    central = raw.rindex(b"PK\x01\x02")
+    raw[central + 10:central + 12] = method.to_bytes(2, "little")  # and the central directory's
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def test_an_archive_compressed_by_an_unknown_method_is_named(tmp_path):
+    from tinysiam.data import load_omniglot
+
+    path = zip_with_method(tmp_path / "ppmd.zip", "images_background/Greek/character01/0001_01.png", png(10, 10), 98)
+    with pytest.raises(ValueError, match="ppmd.zip: member images_background/Greek/character01/0001_01.png cannot "
+                                         "be read here"):
+        load_omniglot(path)
+
+
+def test_an_answer_key_that_is_not_utf8_is_named(tmp_path):
+    from tinysiam.evaluation.oneshot import load_lake_runs
+
+    path = zip_of(tmp_path / "runs.zip", {"run01/class_labels.txt": b"\xff\xfe run01", "run01/test/item01.png":
+                                          png(10, 10), "run01/training/class01.png": png(10, 10)})
+    with pytest.raises(ValueError, match="runs.zip: run01/class_labels.txt is not UTF-8 text"):
+        load_lake_runs(path)
+
+
+def test_every_entry_of_a_state_dict_is_saved_whatever_its_name(tmp_path):
+    from tinysiam.serialization import read_npz
+
+    state = {"allow_pickle": np.ones(2), "file": np.zeros(3), "a/b.c": np.arange(4)}
+    ts.save(state, tmp_path / "state.npz")
+    loaded = read_npz(tmp_path / "state.npz")
+    assert set(loaded) == set(state) and all(np.array_equal(loaded[k], v) for k, v in state.items())
+
+
+def test_an_nt_xent_temperature_too_small_for_the_dtype_is_refused():
+    z = T(np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32))
+    with pytest.raises(ValueError, match="temperature 1e-40 is too small for float32 embeddings"):
+        losses.nt_xent_loss(z, z, temperature=1e-40)
+    assert np.isfinite(losses.nt_xent_loss(z, z, temperature=1e-30).item())  # small, but 1 / T still fits
+
+
+@pytest.mark.parametrize("files_in_zip, text", [
+    ({"att_faces/s1/1.pgm": "one", "att_faces/s2/1.pgm": "one"}, "att_faces/s2/1.pgm is the same file as "
+                                                                 "att_faces/s1/1.pgm"),
+    ({"att_faces/s1/1.pgm": "one", "att_faces/s1 copy/1.pgm": "two"}, "att_faces/s1 copy/1.pgm is not at sN/M.pgm"),
+])
+def test_a_faces_folder_holding_a_subject_twice_is_refused(tmp_path, files_in_zip, text):
+    from tinysiam.data import load_att_faces
+
+    path = zip_of(tmp_path / "faces.zip", {name: b"P5 2 2 255\n" + tag.encode().ljust(4, b"-")
+                                           for name, tag in files_in_zip.items()})
+    with pytest.raises(ValueError, match=text):
+        load_att_faces(path)
+
+
+def test_eval_says_when_it_uses_the_bundled_runs(tmp_path, capsys, monkeypatch):
+    from tinysiam.app.cli import main
+
+    monkeypatch.delenv("TINYSIAM_DATA", raising=False)
+    assert main(["eval", "--protocol", "lake", "--baseline", "pixels", "--out", str(tmp_path)]) == 0
+    assert "Lake's runs from the demo bundle's copy of all_runs.zip" in capsys.readouterr().out
+    assert json.loads((tmp_path / "eval_lake.json").read_text())["runs"].startswith("the demo bundle's copy")
+
+
+# every command checks its options by train's rules, in train's words (engine/checks.py)
+OPTIONS = [
+    (["gradcheck", "--seed", "-1"], "--seed must be an integer >= 0, got -1"),
+    (["eval", "--baseline", "pixels", "--seed", "-1"], "--seed must be an integer >= 0, got -1"),
+    (["eval", "--checkpoint", "x.npz", "--protocol", "nway", "--way", "1"], "--way must be an integer >= 2, got 1"),
+    (["folds", "--out", "o", "--folds", "1"], "--folds must be an integer >= 3, got 1"),
+    (["verify", "a", "b", "--checkpoint", "x.npz", "--far", "2"], "--far must be a finite number > 0 and < 1, got 2.0"),
+    (["index", "images", "--checkpoint", "x.npz", "--out", "i.npz", "--batch", "0"],
+     "--batch must be an integer >= 1, got 0"),
+    (["search", "i.npz", "q.png", "-k", "0"], "-k must be an integer >= 1, got 0"),
+    (["search", "i.npz", "q.png", "--nprobe", "0"], "--nprobe must be an integer >= 1, got 0"),
+    (["search", "i.npz", "q.png", "--ef-search", "-2"], "--ef-search must be an integer >= 1, got -2"),
+    (["bench", "--repeat", "0"], "--repeat must be an integer >= 1, got 0"),
+    (["bench", "--threads", "0"], "--threads must be an integer >= 1, got 0"),
+]
+
+
+@pytest.mark.parametrize("args, text", OPTIONS, ids=[" ".join(a[:1] + a[-2:]) for a, _ in OPTIONS])
+def test_every_command_checks_its_options_like_train(tmp_path, capsys, monkeypatch, args, text):
+    from tinysiam.app.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert text in err and err.count("\n") == 1 and "Traceback" not in err, err
+    assert not list(tmp_path.iterdir())  # nothing written

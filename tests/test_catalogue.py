@@ -151,4 +151,4 @@ def test_main_options(capsys):
 @pytest.mark.skipif(gpu_available(), reason="needs a machine without a usable GPU")
 def test_main_refuses_an_unusable_gpu(capsys):
     assert main(["--device", "gpu"]) == 2
-    assert "device='gpu' requested" in capsys.readouterr().out
+    assert "device='gpu' requested" in capsys.readouterr().err

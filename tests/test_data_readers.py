@@ -167,11 +167,12 @@ def test_att_faces(data_root):
 @needs_pillow
 def test_att_faces_folder_and_bad_input(tmp_path):
     face = np.arange(12, dtype=np.uint8).reshape(4, 3) * 20
-    files = {"att_faces/s2/1.pgm": image_bytes(face, "PPM"), "att_faces/s10/1.pgm": image_bytes(face, "PPM"),
+    files = {"att_faces/s2/1.pgm": image_bytes(face, "PPM"), "att_faces/s10/1.pgm": image_bytes(face + 1, "PPM"),
              "att_faces/README": b"credits"}
     faces = load_att_faces(write_folder(tmp_path / "folder", files))
     assert faces.class_names == ["s2", "s10"]  # by subject number, not by name
     np.testing.assert_array_equal(faces.images[0, 0], face / np.float32(255))
+    np.testing.assert_array_equal(faces.images[1, 0], (face + 1) / np.float32(255))
     with pytest.raises(ValueError, match="not the AT&T faces archive"):
         load_att_faces(make_zip(tmp_path / "omniglot.zip", {"r/A/character01/1_01.png": image_bytes(face)}))
     with pytest.raises(ValueError, match="s1/1.pgm: not a readable image"):

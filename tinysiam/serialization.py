@@ -42,13 +42,21 @@ def atomic_open(path, mode):
 
 
 def write_npz_atomic(path, arrays):
-    """Write ``arrays`` (name -> array) to ``path`` via a temporary file and a rename."""
+    """Write ``arrays`` (name -> array) to ``path`` via a temporary file and a rename.
+
+    The file is what ``np.savez`` writes (a zip of one ``NAME.npy`` per entry), written entry by entry so that
+    every name is kept, also one that is a keyword of ``np.savez`` itself (``file``, ``allow_pickle``).
+    """
     arrays = {name: to_numpy(a) for name, a in arrays.items()}
     for name, a in arrays.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"cannot save an entry named {name!r}: names must be non-empty strings")
         if a.dtype.kind not in "biuf":  # anything else would need pickle to read back
             raise TypeError(f"cannot save entry {name!r} with dtype {a.dtype}: only numeric arrays are stored")
-    with atomic_open(path, "xb") as f:
-        np.savez(f, **arrays)
+    with atomic_open(path, "xb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, a in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(a), allow_pickle=False)
 
 
 def write_text_atomic(path, text):
@@ -80,7 +88,10 @@ def read_npz(path):
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as f:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # np.load reads a .npy file as one array
+            raise ValueError("it holds a single .npy array, not an .npz archive of named arrays")
+        with loaded as f:
             return {name: f[name] for name in f.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as e:  # damaged
         raise ValueError(f"{path} is not a readable tinysiam .npz file (damaged or of another kind): {e}") from None
@@ -111,7 +122,8 @@ def save_checkpoint(path, model, optimizer=None, **meta):
     write_npz_atomic(path, arrays)
 
 
-def _read_checkpoint(path):
+def read_checkpoint(path):
+    """(arrays, meta) of a checkpoint: every entry, and the "meta" entry read as a JSON object."""
     arrays = read_npz(path)
     if "meta" not in arrays:
         raise ValueError(f"{path} is not a tinysiam checkpoint (no 'meta' entry)")
@@ -124,18 +136,19 @@ def _read_checkpoint(path):
     return arrays, meta
 
 
-def _entries(arrays, prefix):
+def checkpoint_entries(arrays, prefix):
+    """The entries of a checkpoint under ``prefix`` ("model/" or "optim/"), without the prefix."""
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
 def read_checkpoint_meta(path):
     """The meta dict of a checkpoint (epoch, config, history), without a model."""
-    return _read_checkpoint(path)[1]
+    return read_checkpoint(path)[1]
 
 
 def update_checkpoint_meta(path, **changes):
     """Rewrite the checkpoint at ``path`` (atomically) with ``changes`` merged into its meta; arrays unchanged."""
-    arrays, meta = _read_checkpoint(path)
+    arrays, meta = read_checkpoint(path)
     try:
         arrays["meta"] = np.frombuffer(json.dumps({**meta, **changes}).encode(), dtype=np.uint8)
     except TypeError as e:
@@ -149,8 +162,8 @@ def load_checkpoint(path, model=None, optimizer=None):
     A model or optimizer whose names or shapes do not fit the file raises
     ValueError and is left unchanged.
     """
-    arrays, meta = _read_checkpoint(path)
-    model_state, optim_state = _entries(arrays, "model/"), _entries(arrays, "optim/")
+    arrays, meta = read_checkpoint(path)
+    model_state, optim_state = checkpoint_entries(arrays, "model/"), checkpoint_entries(arrays, "optim/")
     if optimizer is not None and not optim_state:
         raise ValueError(f"checkpoint {path} holds no optimizer state (it was saved without an optimizer)")
     if model is not None:

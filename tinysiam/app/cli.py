@@ -17,6 +17,7 @@ import numpy as np
 
 from ..data.registry import DATA_SETS, TEST_PROTOCOLS
 from ..engine import backend
+from ..engine.checks import integer_problem, number_problem
 from . import protocols
 from .config import LOSSES, OPTIMIZERS, ConfigError, TrainConfig
 from .errors import UserError
@@ -73,6 +74,27 @@ TRAINING_OPTIONS.update({
                                          "its own (0: its own from the start)"),
     "patience": dict(type=int, help="stop after this many epochs without a better validation accuracy (0: never)"),
 })
+
+
+# the options of the other commands, checked by the rules and in the words of train's (engine/checks.py):
+# ("integer", low) or ("number", low, high, low_included)
+OPTION_RULES = {
+    "eval": {"way": ("integer", 2), "seed": ("integer", 0)},
+    "folds": {"folds": ("integer", 3)},
+    "verify": {"far": ("number", 0, 1, False)},
+    "index": {"batch": ("integer", 1)},
+    "search": {"k": ("integer", 1), "nprobe": ("integer", 1), "ef_search": ("integer", 1)},
+}
+
+
+def check_options(args):
+    """A UserError naming the first option of ``args.command`` whose value breaks its rule (``OPTION_RULES``)."""
+    for name, (kind, *bounds) in OPTION_RULES.get(args.command, {}).items():
+        value = getattr(args, name)
+        problem = None if value is None else integer_problem(value, *bounds) if kind == "integer" else \
+            number_problem(value, *bounds)
+        if problem:
+            raise UserError(f"{'-k' if name == 'k' else '--' + name.replace('_', '-')} {problem}")
 
 
 # ----- the commands: each calls its protocol (protocols.py) and writes the record ----------------------
@@ -230,6 +252,7 @@ def main(argv=None):
     commands = {"demo": cmd_demo, "train": cmd_train, "eval": cmd_eval, "verify": run_verify,
                 "index": run_index, "search": run_search, "folds": cmd_folds}
     try:
+        check_options(args)
         # a diverging run is caught and reported in one line by tinysiam, not by NumPy's overflow warnings
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             return commands[args.command](args, given)

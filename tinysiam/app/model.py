@@ -1,16 +1,13 @@
 """The model a training run builds from its config, and loading it back from a checkpoint."""
 import contextlib
 
-import numpy as np
-
 from .. import nn
 from ..data.augment import ONE_PIXEL_SHIFTS, shifted
 from ..engine import backend
 from ..engine.tensor import Tensor, no_grad
-from ..serialization import load_checkpoint, read_checkpoint_meta
 from ..siamese.distances import distance_op, pairwise_distances
 from ..siamese.networks import KochHead, RelationModule, TwinNetwork
-from .config import TrainConfig
+from .checkpoints import read_training_checkpoint
 from .presets import get_preset
 
 
@@ -105,18 +102,8 @@ class SiameseModel(nn.Module):
 def load_model(path, device="cpu"):
     """Rebuild a trained model from a checkpoint on ``device``, in eval mode; returns (model, config).
 
-    The checkpoint may come from any device. Weights that are NaN or Inf are refused:
-    scores from them would be meaningless.
+    The checkpoint may come from any device. It is read by ``checkpoints.read_training_checkpoint``, which
+    refuses, naming the file, anything but a training checkpoint whose weights fit its config and are finite.
     """
-    meta = read_checkpoint_meta(path)
-    if not isinstance(meta.get("config"), dict):
-        raise ValueError(f"{path} is not a training checkpoint: its metadata has no 'config' "
-                         "(models saved with tinysiam.save hold weights only)")
-    config = TrainConfig.from_dict({**meta["config"], "device": device})
-    model = SiameseModel(config)
-    load_checkpoint(path, model)
-    for name, p in model.named_parameters():
-        if not np.isfinite(p.data).all():
-            raise ValueError(f"{path}: the weights {name} hold NaN or Inf (the run diverged); use an earlier "
-                             "checkpoint")
-    return model.to(device).eval(), config
+    checkpoint = read_training_checkpoint(path, device)
+    return checkpoint.model(), checkpoint.config

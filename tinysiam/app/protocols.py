@@ -22,6 +22,7 @@ from ..engine import backend
 from ..engine import debug as engine_debug
 from ..evaluation.metrics import NonFiniteScores
 from ..serialization import write_text_atomic
+from .checkpoints import read_training_checkpoint
 from .config import ConfigError, TrainConfig, check_preset_fits, resume_config
 from .errors import UserError, blame
 from .presets import PRESETS
@@ -50,8 +51,9 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
     run.check(mode)  # fails fast, before the data is loaded; checked again under the folder's lock
     if mode == "resume":
         with blame(f"--resume {run.path / 'last.npz'}"):
-            saved = TrainConfig.from_dict(run.read_meta()["config"])
-        config, changes = resume_config(saved, given)
+            saved = read_training_checkpoint(run.path / "last.npz", device=None)
+            saved.progress()  # refused here, before the data is loaded, if it cannot be resumed
+        config, changes = resume_config(saved.config, given)
     else:
         config, changes = TrainConfig(**given), {}
     check_device(config.device)
@@ -66,7 +68,8 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
     with run.open(mode):
         trainer = Trainer(config, train, val, run, progress=progress)
         if mode == "resume":
-            trainer.resume(changes)
+            with blame(f"--resume {run.path / 'last.npz'}"):  # weights or optimizer state that do not fit
+                trainer.resume(changes)
             for name, (old, new) in changes.items():
                 print(f"resuming with {name} = {new} (was {old})", flush=True)
         print(f"training {config.preset} with the {config.loss} loss on {config.data}: {len(train)} {train.item_name} "
@@ -146,7 +149,8 @@ def lake_test(model, preset, data_dir, last=None, plot_dir=None):
     full_size, _ = lake_runs(data_dir)
     result = score_lake_runs(runs, model.similarity)
     print(f"Lake's 20-way within-alphabet one-shot, {len(runs)} runs ({source}): {result}")
-    summary = {"lake_accuracy": result.accuracy, "lake_ci95": result.ci95, "lake_per_run": result.per_run,
+    summary = {"lake_runs": source, "lake_accuracy": result.accuracy, "lake_ci95": result.ci95,
+               "lake_per_run": result.per_run,
                "lake_mhd_accuracy": evaluate_lake_runs(full_size, mhd_scores).accuracy,
                "lake_raw_pixels_accuracy": evaluate_lake_runs(full_size, pixel_scores).accuracy}
     if last is not None:
@@ -168,7 +172,8 @@ def score_lake_runs(runs, score_fn):
 
 def lake_runs(data_dir=None, size=None):
     """(Lake's 20 runs at ``size``, where they come from): ``all_runs.zip`` of the data folder (--data-dir or
-    $TINYSIAM_DATA) when it holds one, else the demo bundle, which holds the same images (and says so)."""
+    $TINYSIAM_DATA) when it holds one, else the demo bundle, which holds the same images; the second names which,
+    for the printed results and the record."""
     from ..data import load_demo_runs
     from ..data.splits import LAKE_ARCHIVES, data_root, find_archives
     from ..evaluation.oneshot import load_lake_runs
@@ -180,7 +185,8 @@ def lake_runs(data_dir=None, size=None):
         with contextlib.suppress(FileNotFoundError):
             path = find_archives(root, LAKE_ARCHIVES, "Lake's runs")[0]
     if path is None:
-        return load_demo_runs(size), "the demo bundle's copy of all_runs.zip"
+        return load_demo_runs(size), ("the demo bundle's copy of all_runs.zip (no all_runs.zip in --data-dir or "
+                                      "$TINYSIAM_DATA)")
     with blame(str(path)):
         return load_lake_runs(path, size=size), str(path)
 
@@ -301,10 +307,8 @@ def finished_fold(folder, config):
     path = folder / "results.json"
     if not path.is_file():
         return None
-    from .runs import RunFolder
-
     with blame(str(folder / "best.npz")):  # read as a config: lists as tuples, settings added since at their defaults
-        saved = TrainConfig.from_dict(RunFolder(folder).read_meta("best.npz")["config"]).to_dict()
+        saved = read_training_checkpoint(folder / "best.npz").config.to_dict()
     differ = {name: (saved.get(name), value) for name, value in config.to_dict().items()
               if name != "device" and saved.get(name) != value}
     if differ:
@@ -350,17 +354,17 @@ def evaluate(protocol="lake", checkpoint=None, baseline=None, runs=None, data=No
         size = None if model is None else PRESETS[config.preset].input_size
         if runs:
             with blame("--runs"):
-                lake = load_lake_runs(Path(runs), size=size)
+                lake, source = load_lake_runs(Path(runs), size=size), str(runs)
         else:
             lake, source = lake_runs(data_dir, size)
-            print(f"Lake's runs from {source}")
+        print(f"Lake's runs from {source}")
         result = score_lake_runs(lake, model.similarity if model else {"mhd": mhd_scores,
                                                                       "pixels": pixel_scores}[baseline])
         for run, accuracy in zip(lake, result.per_run):
             print(f"{run.name}: {accuracy:.0%}")
         print(f"Lake's 20-way within-alphabet one-shot, {len(lake)} runs: {result}")
-        summary = {"protocol": "lake", "per_run": result.per_run, "accuracy": result.accuracy, "error": result.error,
-                   "ci95": result.ci95}
+        summary = {"protocol": "lake", "runs": source, "per_run": result.per_run, "accuracy": result.accuracy,
+                   "error": result.error, "ci95": result.ci95}
     else:
         if model is None:
             raise UserError(f"--protocol {protocol} needs --checkpoint (baselines run on --protocol lake)")

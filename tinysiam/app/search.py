@@ -105,8 +105,6 @@ def add_index_parser(subparsers):
 def run_index(args, given=None):
     """``tinysiam index``; ``given`` (training options) is unused: every command takes (args, given)."""
     out = Path(args.out)
-    if args.batch < 1:
-        raise UserError(f"--batch must be at least 1, got {args.batch}")
     if args.append and args.overwrite:
         raise UserError("give --append or --overwrite, not both")
     if out.exists() and not (args.append or args.overwrite):
@@ -192,8 +190,6 @@ def run_search(args, given=None):
     index = load_index(args.index)
     approximate = index.meta["approximate"]
     for option, value, method in (("--nprobe", args.nprobe, "ivf"), ("--ef-search", args.ef_search, "hnsw")):
-        if value is not None and value < 1:
-            raise UserError(f"{option} must be at least 1, got {value}")
         if value is not None and (approximate is None or approximate["method"] != method):
             raise UserError(f"{option}: {args.index} has no {method.upper()} index ({describe_method(approximate)})")
     if not 1 <= args.k <= len(index):

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..data.datasets import decode_images
 from ..data.registry import data_set
-from ..serialization import read_checkpoint_meta
+from .checkpoints import read_training_checkpoint
 from .errors import UserError, blame
 from .presets import get_preset
 
@@ -28,11 +28,9 @@ METRIC_NAMES = {"l2": "L2", "l1": "L1", "cosine": "cosine"}
 
 def load_trained(path, device="cpu"):
     """(model, config, meta) of a checkpoint (the model in eval mode); errors name ``--checkpoint``."""
-    from .model import load_model
-
     with blame(f"--checkpoint {path}"):
-        meta = read_checkpoint_meta(path)
-        model, config = load_model(path, device)
+        checkpoint = read_training_checkpoint(path, device)
+        model, config, meta = checkpoint.model(), checkpoint.config, checkpoint.meta
     if get_preset(config.preset).items != "images":
         raise UserError(f"--checkpoint {path}: its preset {config.preset!r} takes {get_preset(config.preset).items}, "
                         "not the image files this command reads")

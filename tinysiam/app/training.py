@@ -31,8 +31,9 @@ from ..engine.tensor import Tensor
 from ..evaluation.calibration import calibrate
 from ..evaluation.held_out import check_way
 from ..evaluation.metrics import n_way_k_shot_accuracy
-from ..serialization import load_checkpoint, save_checkpoint, update_checkpoint_meta
+from ..serialization import save_checkpoint, update_checkpoint_meta
 from ..siamese.distances import NonFiniteValues
+from .checkpoints import read_training_checkpoint
 from .config import ConfigError
 from .errors import UserError
 from .model import SiameseModel, load_model
@@ -143,12 +144,16 @@ class Trainer:
             raise UserError(f"cannot write {path}: {error.strerror or error}; the previous file is intact") from None
 
     def resume(self, changes=None):
-        """Continue from the run's ``last.npz``; ``changes`` {field: (old, new)} were applied to the config."""
-        meta = load_checkpoint(self.run.path / "last.npz", self.model, self.optimizer)
-        self.history, self.epoch, self.step = meta["history"], meta["epoch"], meta["step"]
-        self.epoch_losses, self.epoch_seconds = meta["epoch_losses"], meta["epoch_seconds"]
-        self.best_accuracy, self.changes = meta["best_accuracy"], meta["changes"]
-        self.rng.bit_generator.state = meta["rng"]
+        """Continue from the run's ``last.npz``; ``changes`` {field: (old, new)} were applied to the config.
+
+        A checkpoint that cannot be resumed (damaged, foreign, not fitting this run) is a ValueError naming it,
+        raised before anything is changed."""
+        checkpoint = read_training_checkpoint(self.run.path / "last.npz", self.config.device)
+        progress = checkpoint.restore(self.model, self.optimizer)
+        self.history, self.epoch, self.step = progress["history"], progress["epoch"], progress["step"]
+        self.epoch_losses, self.epoch_seconds = progress["epoch_losses"], progress["epoch_seconds"]
+        self.best_accuracy, self.changes = progress["best_accuracy"], progress["changes"]
+        self.rng.bit_generator.state = progress["rng"]
         for name, (old, new) in (changes or {}).items():
             self.changes.append({"epoch": self.epoch + 1, "step": self.step, "option": name, "from": old, "to": new})
             if name == "lr":  # the optimizer restored the saved rate; its initial_lr is already the new one

@@ -163,6 +163,9 @@ def iter_members(path, suffix):
                         data = archive.read(name)
                     except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as error:
                         raise ValueError(f"{path}: member {name} is damaged ({error})") from None
+                    except NotImplementedError as error:  # a compression method Python's zipfile cannot read
+                        raise ValueError(f"{path}: member {name} cannot be read here ({error}); unpack the "
+                                         "archive with another tool and point at the folder") from None
                     yield name, data
     else:
         raise FileNotFoundError(f"no such file or folder: {path}")

@@ -38,7 +38,11 @@ def load_lake_runs(path, size=None):
         query_names = sorted(n for n in images if re.fullmatch(rf"{re.escape(root)}{run}/test/item\d+\.png", n))
         support_index = {name: i for i, name in enumerate(support_names)}
         answer = {}
-        for line in key_data.decode().splitlines():
+        try:
+            key_text = key_data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: {key_name} is not UTF-8 text: not Lake's answer key") from None
+        for line in key_text.splitlines():
             if not line.strip():
                 continue
             words = line.split()

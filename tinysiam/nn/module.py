@@ -158,8 +158,8 @@ class Module:
                 problems.append(f"{name}: expected shape {current.shape}, got {value.shape}")
             updates.append((owner, attr, backend.xp_of(current).array(value, dtype=current.dtype)))
         if problems:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: names or shapes differ from the model:\n  "
-                             + "\n  ".join(problems))
+            raise ValueError(f"{type(self).__name__}.load_state_dict: names or shapes differ from the model: "
+                             + "; ".join(problems))
         for owner, attr, value in updates:
             if attr is None:
                 owner.data, owner.grad = value, None

@@ -9,6 +9,7 @@ per sample); "sum" and "mean" sum or average those per-sample values (for MSE,
 a sample's value is the mean over its elements: see ``mse_loss``). At a hinge's
 corner, max(0, x) at x = 0, the derivative used is 0.
 """
+import numpy as np
 
 from ..engine.backend import is_gpu_array, xp_of
 from ..engine.checks import check_float_tensor, check_number
@@ -284,6 +285,10 @@ def nt_xent_loss(z1, z2, temperature=0.5, reduction="mean"):
     """NT-Xent over N positive pairs (row i of z1 with row i of z2); see ``NTXentLoss``. Needs N >= 2."""
     check_number("temperature", temperature, low=0, low_included=False)
     check_embeddings("nt_xent_loss", z1=z1, z2=z2)
+    smallest = 1 / float(np.finfo(z1.dtype).max)  # similarities / T reach 1 / T, which must stay finite
+    if temperature < smallest:
+        raise ValueError(f"nt_xent_loss: temperature {temperature} is too small for {z1.dtype} embeddings: "
+                         f"1 / temperature overflows; it must be at least {smallest:.3g}")
     if z1.shape[0] < 2:
         raise ValueError(f"nt_xent_loss: needs at least 2 pairs (negatives come from the batch), got {z1.shape[0]}")
     return NTXentLoss(temperature, reduction)(z1, z2)

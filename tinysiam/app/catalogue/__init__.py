@@ -9,12 +9,14 @@ non-zero if any entry fails.
 """
 import argparse
 import importlib
+import sys
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from ...engine import backend
+from ...engine.checks import integer_problem
 from ...engine.gradcheck import gradcheck
 
 AREAS = ("ops", "layers", "siamese")
@@ -93,11 +95,15 @@ def build_parser():
 def main(argv=None):
     """``tinysiam gradcheck``: run the catalogue, print the table; 0 if all pass, 1 if any fails, 2 on bad usage."""
     args = build_parser().parse_args(argv)
+    problem = integer_problem(args.seed, 0)  # the rule and words of train's --seed
+    if problem:
+        print(f"tinysiam gradcheck: error: --seed {problem}", file=sys.stderr)
+        return 2
     if args.device == "gpu":
         try:
             backend.check_device("gpu")
         except RuntimeError as e:
-            print(f"tinysiam gradcheck: error: {e}")
+            print(f"tinysiam gradcheck: error: {e}", file=sys.stderr)
             return 2
     substring = (args.substring or "").lower()
     checks = [c for c in all_checks(args.seed, args.group) if substring in c.name.lower()]
