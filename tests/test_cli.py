@@ -2,6 +2,7 @@
 import json
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -231,13 +232,21 @@ def test_record_writes_the_result_with_its_command(data_root, tmp_path, monkeypa
 
 
 def test_omniglot_training_is_tested_on_lakes_runs_next_to_the_baselines(data_root, tmp_path):
+    """Koch et al.'s protocol on the full sets, its archives recorded with their checksums (../shared/data's README)."""
+    for name in ("images_background.zip", "images_evaluation.zip"):
+        if not (data_root / "omniglot" / name).is_file():
+            pytest.skip(f"Koch's protocol needs omniglot/{name} in the data folder")
     assert main(["train", "--data", "omniglot", "--data-dir", str(data_root), "--preset", "mini", "--out",
-                 str(tmp_path), "--epochs", "1", "--steps-per-epoch", "2", "--batch", "16", "--quiet",
-                 "--no-plots"]) == 0
+                 str(tmp_path), "--epochs", "1", "--steps-per-epoch", "2", "--batch", "16", "--val-episodes", "20",
+                 "--quiet", "--no-plots"]) == 0
     from tinysiam.app.model import load_model
     from tinysiam.evaluation.oneshot import evaluate_lake_runs, load_lake_runs
 
     results = json.loads((tmp_path / "results.json").read_text())
+    assert results["data"] == "omniglot" and {Path(p).name: sha for p, sha in results["archives"].items()} == {
+        "images_background.zip": "dff4b339eba2639147509f7baf6ca8178112e69a86902e815f685ba03f66ca86",
+        "images_evaluation.zip": "1075291c28f1a3eb909b5c76d877c808aeea9b1c9bd32ea8ae29ee4e6997f305"}
+    assert results["lake_runs"].endswith("all_runs.zip") and len(results["lake_runs_sha256"]) == 64
     assert results["lake_mhd_accuracy"] == pytest.approx(0.6125) and results["lake_raw_pixels_accuracy"] == 0.19
     runs = load_lake_runs(data_root / "omniglot" / "all_runs.zip", size=(28, 28))
     assert results["lake_per_run"] == evaluate_lake_runs(runs, load_model(tmp_path / "best.npz")[0].similarity).per_run
@@ -255,8 +264,8 @@ def test_eval_lake_with_a_trained_checkpoint(data_root, tmp_path, capsys):
     from tinysiam.evaluation.oneshot import evaluate_lake_runs, load_lake_runs
 
     out = tmp_path / "run"
-    assert main(["train", "--data", "omniglot", "--data-dir", str(data_root), "--preset", "mini", "--out", str(out),
-                 "--epochs", "1", "--steps-per-epoch", "3", "--batch", "16", "--quiet", "--no-plots"]) == 0
+    assert main(["train", "--data", "omniglot-minimal", "--data-dir", str(data_root), "--preset", "mini", "--out",
+                 str(out), "--epochs", "1", "--steps-per-epoch", "3", "--batch", "16", "--quiet", "--no-plots"]) == 0
     assert main(["eval", "--protocol", "lake", "--checkpoint", str(out / "best.npz"), "--data-dir", str(data_root),
                  "--out", str(tmp_path / "eval")]) == 0
     reported = json.loads((tmp_path / "eval" / "eval_lake.json").read_text())
@@ -317,9 +326,10 @@ def test_train_on_the_att_faces_reports_verification(data_root, tmp_path):
     ("START\n1,2,0\nBREAK\n", "lack the test alphabets ['Balinese', 'Japanese_(katakana)', 'Tagalog']"),
 ])
 def test_bad_strokes_data_stops_training_with_one_line(text, message, tmp_path, capsys):
-    drawing = tmp_path / "data" / "strokes_background_small1" / "Alpha" / "character01" / "0001_01.txt"
-    drawing.parent.mkdir(parents=True)
-    drawing.write_text(text)
+    for minimal in (1, 2):
+        drawing = tmp_path / "data" / f"strokes_background_small{minimal}" / "Alpha" / "character01" / "0001_01.txt"
+        drawing.parent.mkdir(parents=True)
+        drawing.write_text(text)
     assert main(["train", "--recipe", "tdnn", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
                  "--quiet"]) == 2
     err = capsys.readouterr().err
@@ -403,3 +413,22 @@ def test_a_checkpoint_written_on_the_gpu_loads_and_resumes_on_the_cpu(tmp_path, 
     assert main(["train", "--out", str(tmp_path), "--resume", "--epochs", "2", "--device", "cpu", "--quiet",
                  "--no-plots"]) == 0
     assert "resuming with device = cpu (was gpu)" in capsys.readouterr().out
+
+
+def test_keep_epochs_scores_every_epoch_on_lakes_runs(tmp_path, monkeypatch):
+    """--keep-epochs: one checkpoint per epoch, each scored on Lake's runs (the bundled copy here) against the
+    minutes of training; the last point is the last checkpoint's accuracy."""
+    pytest.importorskip("PIL")
+    monkeypatch.delenv("TINYSIAM_DATA", raising=False)
+    out = tmp_path / "run"
+    assert main(["train", "--recipe", "omniglot-demo", "--epochs", "2", "--steps-per-epoch", "2", "--val-episodes",
+                 "20", "--keep-epochs", "--quiet", "--no-plots", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [p["epoch"] for p in results["lake_curve"]] == [1, 2]
+    assert results["lake_curve"][-1]["lake_accuracy"] == pytest.approx(results["lake_accuracy_last"])
+    minutes = np.cumsum([row["seconds"] for row in results["history"]]) / 60
+    assert [p["minutes"] for p in results["lake_curve"]] == pytest.approx(minutes.tolist())
+    assert (out / "epoch-001.npz").is_file() and (out / "epoch-002.npz").is_file()
+    for name in ("last.npz", "best.npz", "results.json", "history.json", "history.csv"):
+        (out / name).unlink()
+    assert main(["train", "--recipe", "omniglot-demo", "--out", str(out), "--quiet"]) == 2  # the kept ones guard it

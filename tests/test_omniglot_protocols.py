@@ -10,13 +10,12 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+from conftest import needs_pillow
 
 from tinysiam.data import LabelledImages
 from tinysiam.data import omniglot_protocols as P
 from tinysiam.evaluation.fewshot import STANDARD_SETTINGS, episode_accuracy, few_shot_table
 from tinysiam.evaluation.metrics import n_way_k_shot_accuracy
-
-from conftest import needs_pillow
 
 DRAWING = re.compile(r"(?:^|/)([^/]+)/(character\d+)/[^/]+\.png$")
 # sha256 of the sorted class names ("Alphabet/characterNN/rotNNN", one per line, joined by "\n") of each file

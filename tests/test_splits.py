@@ -13,19 +13,29 @@ def test_unpacked_archives_are_found_and_zips_preferred(tmp_path):
     with zipfile.ZipFile(tmp_path / "images_background_small2.zip", "w"):
         pass
     (tmp_path / "images_background_small2").mkdir()
-    found = find_archives(tmp_path, data_set("omniglot").archives, "Omniglot")
+    found = find_archives(tmp_path, data_set("omniglot-minimal").archives, "Omniglot")
     assert found == [tmp_path / "omniglot" / "images_background_small1", tmp_path / "images_background_small2.zip"]
 
 
-def test_the_full_background_set_replaces_the_minimal_ones(tmp_path):
-    for name in ("images_background.zip", "images_background_small1.zip"):
+def test_each_data_set_reads_its_own_archives_and_names_a_missing_one(tmp_path):
+    """The full sets (Koch's protocol, Vinyals's split) and the minimal ones are different data sets: neither
+    stands in for the other."""
+    for name in ("images_background.zip", "images_background_small1.zip", "images_background_small2.zip"):
         (tmp_path / name).write_bytes(b"")
-    assert find_archives(tmp_path, data_set("omniglot").archives, "Omniglot") == [tmp_path / "images_background.zip"]
+    assert data_set("omniglot-minimal").sources(tmp_path) == [tmp_path / "images_background_small1.zip",
+                                                              tmp_path / "images_background_small2.zip"]
+    for name in ("omniglot", "vinyals"):
+        with pytest.raises(FileNotFoundError, match=f"--data {name} needs images_evaluation.zip .or its unpacked "
+                                                    "folder. in"):
+            data_set(name).sources(tmp_path)
+    (tmp_path / "images_evaluation.zip").write_bytes(b"")
+    assert data_set("omniglot").sources(tmp_path) == [tmp_path / "images_background.zip",
+                                                      tmp_path / "images_evaluation.zip"]
 
 
 def test_a_faces_folder_must_hold_the_subjects(tmp_path):
     (tmp_path / "att_faces").mkdir()
-    with pytest.raises(FileNotFoundError, match="no AT&T faces in .* expected att_faces.zip"):
+    with pytest.raises(FileNotFoundError, match="AT&T faces needs att_faces.zip .or its unpacked folder. in"):
         find_archives(tmp_path, data_set("faces").archives, "AT&T faces")
     (tmp_path / "att_faces" / "s1").mkdir()
     assert find_archives(tmp_path, data_set("faces").archives, "AT&T faces") == [tmp_path / "att_faces"]
@@ -53,7 +63,7 @@ def test_an_unpacked_omniglot_set_loads_like_the_zip(data_root, tmp_path):
     archive = data_root / "omniglot" / "images_background_small1.zip"
     with zipfile.ZipFile(archive) as z:
         z.extractall(tmp_path)
-    found = find_archives(tmp_path, data_set("omniglot").archives, "Omniglot")
+    found = find_archives(tmp_path, ("images_background_small1",), "Omniglot")
     assert found == [tmp_path / "images_background_small1"]
     from_folder, from_zip = load_omniglot(found, size=(28, 28)), load_omniglot(archive, size=(28, 28))
     assert from_folder.class_names == from_zip.class_names

@@ -104,7 +104,8 @@ def cmd_train(args, given):
     if args.recipe is not None:
         given = {**recipe_settings(args.recipe), **given}
     summary = protocols.train_run(given, args.out, mode, args.data_dir, progress=not args.quiet,
-                                  plots=not args.no_plots, detect_anomaly=args.detect_anomaly)
+                                  plots=not args.no_plots, detect_anomaly=args.detect_anomaly,
+                                  keep_epochs=args.keep_epochs)
     print(json.dumps(summary, indent=1))
     protocols.record(args.record, summary, start)
     return 0
@@ -196,6 +197,9 @@ def build_parser():
     train.add_argument("--out", required=True, help="output folder for checkpoints, logs and plots")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last.npz")
     train.add_argument("--record", metavar="NAME", help="write results/NAME.json: command, commit, seconds, results")
+    train.add_argument("--keep-epochs", action="store_true",
+                       help="keep every epoch's checkpoint (epoch-NNN.npz); a run tested on Lake's runs also scores "
+                            "each there, for a curve of accuracy against minutes of training (never for choosing)")
     train.add_argument("--detect-anomaly", action="store_true",
                        help="name the first operation that makes a NaN or Inf (slower; to find a bug)")
     _add_run_options(train)

@@ -34,13 +34,16 @@ VERIFICATION_PAIRS = 2000  # test pairs of the held-out and trajectory protocols
 
 
 # ----- training ------------------------------------------------------------------------------------
-def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect_anomaly=False, split=None):
+def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect_anomaly=False, split=None,
+              keep_epochs=False):
     """Train (or resume) a run into ``out`` from the explicitly ``given`` settings, then test it as its data
     set says; returns its results dict (also written to ``out/results.json``).
 
     ``mode`` is "new", "resume" or "overwrite" (``runs.RunFolder``). ``detect_anomaly`` trains inside
     ``tinysiam.engine.detect_anomaly()``: slower, and it names the first operation that makes a NaN or an
     infinity. ``split`` (train, val, test) replaces the data set's own split (``folds`` passes each fold's).
+    ``keep_epochs`` keeps every epoch's checkpoint; a run tested on Lake's runs then also scores each of them
+    there (``lake_curve``: for plots of accuracy against minutes, never for choosing).
     """
     from ..evaluation.held_out import check_way
     from .model import load_model
@@ -66,7 +69,7 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
         check_way(config.val_way, val, "--val-way")
         validation_groups(config, val)
     with run.open(mode):
-        trainer = Trainer(config, train, val, run, progress=progress)
+        trainer = Trainer(config, train, val, run, progress=progress, keep_epochs=keep_epochs)
         if mode == "resume":
             with blame(f"--resume {run.path / 'last.npz'}"):  # weights or optimizer state that do not fit
                 trainer.resume(changes)
@@ -77,7 +80,10 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
               "classes", flush=True)
         with engine_debug.detect_anomaly() if detect_anomaly else contextlib.nullcontext():
             trainer.fit()
-        summary = {"best_val_accuracy": trainer.best_accuracy, "checkpoint": str(run.path / "best.npz"),
+        with blame():  # names --data-dir
+            sources = data_set(config.data).sources(data_dir)
+        summary = {"data": config.data, "archives": checksums(sources),
+                   "best_val_accuracy": trainer.best_accuracy, "checkpoint": str(run.path / "best.npz"),
                    "val_verification_eer": run.read_meta("best.npz")["calibration"]["eer"],
                    "training_seconds": sum(row["seconds"] for row in trainer.history), "history": trainer.history}
         model, _ = load_model(run.path / "best.npz", device=config.device)
@@ -86,6 +92,8 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
         way = config.val_way if test is None else min(config.val_way, len(test.classes))
         summary.update(test_run(model, config.preset, config.data, test, way, config.seed, data_dir,
                                 plot_dir=run.path if plots else None, last=last))
+        if keep_epochs and last is not None:
+            summary["lake_curve"] = lake_curve(run.path, config.preset, trainer.history, data_dir, config.device)
         if plots:
             from ..evaluation import plots as figures
             from .runs import read_history
@@ -110,11 +118,36 @@ def test_run(model, preset, data, test, way, seed, data_dir=None, plot_dir=None,
         return lake_test(model, preset, data_dir, last=last, plot_dir=plot_dir)
     if protocol == "trajectories":
         return trajectory_test(model, preset, test, seed, data_dir)
+    if protocol == "few-shot":
+        return few_shot_test(model, test, seed)
     with blame():  # the message names --way
         check_way(way, test, "--way")
     summary = evaluate_held_out(model, test, way, seed=seed, pairs=VERIFICATION_PAIRS, plot_dir=plot_dir)
     summary[f"test_{way}way_1shot_raw_pixels"] = raw_pixel_accuracy(test, way, seed=seed).accuracy
     return summary
+
+
+# the published figures on Vinyals et al.'s split (28x28, rotations as classes), by (way, shot)
+FEW_SHOT_REFERENCES = {
+    (5, 1): "Matching Nets 98.1%, ProtoNets 98.8%, MAML 98.7%, Relation Network 99.6%",
+    (5, 5): "Matching Nets 98.9%, ProtoNets 99.7%, MAML 99.9%, Relation Network 99.8%",
+    (20, 1): "Matching Nets 93.8%, ProtoNets 96.0%, MAML 95.8%, Relation Network 97.6%",
+    (20, 5): "Matching Nets 98.5%, ProtoNets 98.9%, MAML 98.9%, Relation Network 99.1%",
+}
+
+
+def few_shot_test(model, test, seed):
+    """N-way K-shot episodes over the test classes (5/20-way, 1/5-shot, 1,000 each, seeded), the model next to
+    raw pixels on the same episodes and the published figures; prints the table, returns the results."""
+    from ..evaluation.fewshot import RawPixels, few_shot_table
+
+    model_table, pixel_table = few_shot_table(model, test, seed=seed), few_shot_table(RawPixels(), test, seed=seed)
+    print(f"few-shot episodes over {model_table.classes} test classes, {model_table.n_query} queries per class "
+          f"(seed {seed}):")
+    for (way, shot), result in model_table.results.items():
+        print(f"  {way:2d}-way {shot}-shot: {result}; raw pixels {pixel_table.results[way, shot].accuracy:.2%}; "
+              f"published: {FEW_SHOT_REFERENCES[way, shot]}")
+    return {"test_few_shot": model_table.as_dict(), "test_few_shot_raw_pixels": pixel_table.as_dict()}
 
 
 def trajectory_test(model, preset, test, seed, data_dir):
@@ -140,24 +173,42 @@ def trajectory_test(model, preset, test, seed, data_dir):
     return result
 
 
+_LAKE_BASELINES = {}  # where Lake's runs came from -> the baselines' accuracies on them
+
+
 def lake_test(model, preset, data_dir, last=None, plot_dir=None):
     """The model (the best checkpoint's; also ``last``, the last one's) on Lake's 20 runs next to the two
     baselines (MHD and raw pixels); with ``plot_dir``, a one-shot figure and the embeddings of the first run."""
     from ..evaluation.oneshot import evaluate_lake_runs, mhd_scores, pixel_scores
 
     runs, source = lake_runs(data_dir, size=PRESETS[preset].input_size)
-    full_size, _ = lake_runs(data_dir)
     result = score_lake_runs(runs, model.similarity)
     print(f"Lake's 20-way within-alphabet one-shot, {len(runs)} runs ({source}): {result}")
-    summary = {"lake_runs": source, "lake_accuracy": result.accuracy, "lake_ci95": result.ci95,
-               "lake_per_run": result.per_run,
-               "lake_mhd_accuracy": evaluate_lake_runs(full_size, mhd_scores).accuracy,
-               "lake_raw_pixels_accuracy": evaluate_lake_runs(full_size, pixel_scores).accuracy}
+    if source not in _LAKE_BASELINES:  # the same for every model: computed once per process (MHD takes seconds)
+        full_size, _ = lake_runs(data_dir)
+        _LAKE_BASELINES[source] = {"lake_mhd_accuracy": evaluate_lake_runs(full_size, mhd_scores).accuracy,
+                                   "lake_raw_pixels_accuracy": evaluate_lake_runs(full_size, pixel_scores).accuracy}
+    summary = {"lake_runs": source, "lake_runs_sha256": checksums([source]).get(source),
+               "lake_accuracy": result.accuracy, "lake_ci95": result.ci95, "lake_per_run": result.per_run,
+               **_LAKE_BASELINES[source]}
     if last is not None:
         summary["lake_accuracy_last"] = score_lake_runs(runs, last.similarity).accuracy
     if plot_dir is not None:
         plot_lake_run(model, runs[0], plot_dir)
     return summary
+
+
+def lake_curve(folder, preset, history, data_dir, device="cpu"):
+    """Lake's runs accuracy of each epoch's checkpoint (``epoch-NNN.npz`` in ``folder``) against the minutes of
+    training up to its end: [{"epoch", "minutes", "lake_accuracy"}]."""
+    from .model import load_model
+
+    runs, _ = lake_runs(data_dir, size=PRESETS[preset].input_size)
+    minutes = np.cumsum([row["seconds"] for row in history]) / 60
+    return [{"epoch": row["epoch"], "minutes": float(minutes[i]),
+             "lake_accuracy": score_lake_runs(runs, load_model(folder / f"epoch-{row['epoch']:03d}.npz", device)[0]
+                                              .similarity).accuracy}
+            for i, row in enumerate(history) if (folder / f"epoch-{row['epoch']:03d}.npz").is_file()]
 
 
 def score_lake_runs(runs, score_fn):
@@ -320,14 +371,17 @@ def finished_fold(folder, config):
 
 
 # ----- evaluation -----------------------------------------------------------------------------------
-EVAL_PROTOCOLS = ("lake", "nway")
+EVAL_PROTOCOLS = ("lake", "nway", "vinyals")
 
 
 def evaluate(protocol="lake", checkpoint=None, baseline=None, runs=None, data=None, data_dir=None, way=5,
              device="cpu", seed=0, out=None, overwrite=False):
     """``tinysiam eval``: a checkpoint, or a baseline (``mhd``, ``pixels``), on Lake's runs (``protocol="lake"``),
     or a checkpoint on the held-out test of ``data`` (default: its own; ``protocol="nway"``: the registry's
-    held-out or trajectory protocol). Writes ``out/eval_PROTOCOL.json`` (and figures) when ``out`` is given."""
+    held-out, trajectory or few-shot protocol; ``protocol="vinyals"``: ``data="vinyals"``, its few-shot
+    episodes). Writes ``out/eval_PROTOCOL.json`` (and figures) when ``out`` is given."""
+    if protocol == "vinyals":
+        protocol, data = "nway", "vinyals"
     from ..evaluation.oneshot import load_lake_runs, mhd_scores, pixel_scores
     from .model import load_model
 
@@ -380,6 +434,12 @@ def evaluate(protocol="lake", checkpoint=None, baseline=None, runs=None, data=No
 
 
 # ----- shared by the protocols -----------------------------------------------------------------------
+def checksums(paths):
+    """{path: sha256} of the archive files among ``paths`` (an unpacked folder or a description gets None)."""
+    from ..data.download import file_checksum
+
+    return {str(path): file_checksum(path, "sha256") if Path(path).is_file() else None for path in paths}
+
 def write_json(path, value):
     try:
         write_text_atomic(path, json.dumps(value, indent=1))

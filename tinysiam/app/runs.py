@@ -28,6 +28,7 @@ LOCK_NAME = ".tinysiam.lock"
 CHECKPOINTS = ("last.npz", "best.npz")
 RUN_FILES = CHECKPOINTS + ("history.json", "history.csv", "results.json", "loss.png", "roc.png", "embeddings.png",
                            "one_shot.png")
+EPOCH_CHECKPOINTS = "epoch-*.npz"  # one per epoch, with --keep-epochs
 MODES = ("new", "resume", "overwrite")
 
 
@@ -122,7 +123,8 @@ class RunFolder:
     # ----- contents ----------------------------------------------------------------------------
     def existing_files(self):
         """The run files present in the folder."""
-        return [name for name in RUN_FILES if (self.path / name).exists()]
+        kept = sorted(path.name for path in self.path.glob(EPOCH_CHECKPOINTS))
+        return [name for name in RUN_FILES if (self.path / name).exists()] + kept
 
     def read_meta(self, name="last.npz"):
         return read_checkpoint_meta(self.path / name)

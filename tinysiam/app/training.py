@@ -113,14 +113,14 @@ class Trainer:
     """Trains on ``train`` and validates on ``val`` (LabelledItems: images, or sequences for a sequence preset)
     into ``run`` (an open RunFolder). The tower takes their ``items``."""
 
-    def __init__(self, config, train, val, run, augment_fn=None, progress=True):
+    def __init__(self, config, train, val, run, augment_fn=None, progress=True, keep_epochs=False):
         """``augment_fn(batch, rng)`` distorts a training batch when ``config.augment`` (default:
-        ``default_augment``)."""
+        ``default_augment``); ``keep_epochs`` also saves every epoch's checkpoint as ``epoch-NNN.npz``."""
         check_way(config.val_way, val, "val_way")
         self.config, self.train_set, self.val_set, self.run = config, train, val, run
         self.val_groups = validation_groups(config, val)
         self.augment_fn = (augment_fn or default_augment(config, train)) if config.augment else None
-        self.progress = progress
+        self.progress, self.keep_epochs = progress, keep_epochs
         self.rng = np.random.default_rng(config.seed)  # the one stream of batches and augmentations
         self.model = SiameseModel(config, rng=self.rng).to(config.device)
         self.optimizer = make_optimizer(config, self.model)
@@ -264,6 +264,8 @@ class Trainer:
             self.best_accuracy = accuracy
             self.save("best.npz")
         self.save("last.npz")
+        if self.keep_epochs:
+            self.save(f"epoch-{self.epoch:03d}.npz")
         self.run.write_history(self.history)
         if self.progress:
             print(f"epoch {row['epoch']}/{c.epochs}: loss {row['train_loss']:.4f}, "

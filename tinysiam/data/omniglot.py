@@ -14,7 +14,7 @@ from .datasets import LabelledImages, decode_images, iter_members
 _DRAWING = r"(?:^|/)([^/]+)/(character\d+)/([^/]+){}$"  # alphabet, character, file
 
 
-def load_omniglot(paths, size=None):
+def load_omniglot(paths, size=None, alphabets=None):
     """Omniglot images from one archive (zip or folder) or a list of them.
 
     Images are inverted so that ink is 1.0 and the background 0.0 (the PNGs
@@ -26,10 +26,17 @@ def load_omniglot(paths, size=None):
     name is kept once if the two files are identical, and is an error if they
     differ. ``names`` gives each drawing as "Alphabet/characterNN/XXXX_YY", the
     name its pen trajectory has in the strokes archives. ``size=(H, W)`` resizes
-    with Pillow at load time.
+    with Pillow at load time. ``alphabets`` keeps only those (each must be there):
+    the others are not even decoded.
     """
     found = omniglot_members(paths, ".png", "images")
     keys = sorted(found)
+    if alphabets is not None:
+        missing = sorted(set(alphabets) - {alphabet for alphabet, _, _ in keys})
+        if missing:
+            raise ValueError(f"{', '.join(map(str, [paths] if isinstance(paths, (str, Path)) else paths))} lack "
+                             f"the alphabets {missing}")
+        keys = [key for key in keys if key[0] in set(alphabets)]
     images = decode_images([found[key] for key in keys], size)
     np.subtract(1.0, images, out=images)  # ink = 1
     return LabelledImages(images, *omniglot_labels(keys))

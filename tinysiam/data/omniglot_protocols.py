@@ -63,9 +63,10 @@ def koch_split(background, evaluation):
     """(train, val) of Koch et al.'s protocol: every character of the 30 background alphabets trains, the 10
     ``KOCH_VALIDATION_ALPHABETS`` of ``evaluation`` validate (20-way one-shot within one alphabet: pass the
     val part's ``groups`` to the episode sampler). Lake's runs are the test. Both arguments are
-    ``load_omniglot`` results of ``images_background`` and ``images_evaluation``."""
+    ``load_omniglot`` results: of ``images_background``, and of ``images_evaluation`` (whole, or its
+    validation alphabets alone)."""
     _check_alphabets(background, BACKGROUND_ALPHABETS, "background")
-    _check_alphabets(evaluation, EVALUATION_ALPHABETS, "evaluation")
+    _check_alphabets(evaluation, KOCH_VALIDATION_ALPHABETS, "evaluation")
     return background, evaluation.select_groups(KOCH_VALIDATION_ALPHABETS)
 
 

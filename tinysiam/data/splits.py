@@ -16,7 +16,8 @@ from .datasets import LabelledImages, pillow, resize
 SUBFOLDERS = ("", "omniglot", "att_faces", "mnist")  # where in the data folder to look
 # Lake's 20 runs and the image archives of Omniglot's drawings (for the strokes' pixel baseline)
 LAKE_ARCHIVES = ("all_runs",)
-OMNIGLOT_IMAGE_ARCHIVES = ("images_background", "images_background_small1", "images_background_small2")
+OMNIGLOT_FULL_ARCHIVES = ("images_background", "images_evaluation")  # 30 + 20 alphabets, 964 + 659 characters
+OMNIGLOT_MINIMAL_ARCHIVES = ("images_background_small1", "images_background_small2")  # 8 of the 30 alphabets
 # the strokes' test alphabets: three of the eight in the two minimal sets (the rest train and validate),
 # fixed before any setting was chosen (on validation alphabets only)
 STROKES_TEST_ALPHABETS = ("Balinese", "Japanese_(katakana)", "Tagalog")
@@ -34,23 +35,19 @@ def data_root(data_dir=None):
 
 
 def find_archives(root, names, what):
-    """Each of ``names`` found in ``root`` or its data-set subfolders, as ``name.zip`` or as the unpacked folder.
-
-    A zip is preferred over a folder of the same name (it is the file as published).
-    With ``images_background`` (``strokes_background``) present, the two minimal sets are not added to it.
-    """
-    found = []
+    """Every one of ``names`` in ``root`` or its data-set subfolders, as ``name.zip`` or as the unpacked folder;
+    a FileNotFoundError naming ``what`` and the ones missing. A zip is preferred over a folder of the same name
+    (it is the file as published)."""
+    found, missing = [], []
     for name in names:
-        for candidate in (Path(root, sub, name + suffix) for suffix in (".zip", "") for sub in SUBFOLDERS):
-            if candidate.is_file() if candidate.suffix == ".zip" else _is_unpacked_archive(candidate, name):
-                found.append(candidate)
-                break
-        if found and name.endswith("_background"):  # the full set holds the minimal ones
-            break
-    if not found:
-        wanted = " or ".join(f"{n}.zip (or its unpacked folder)" for n in names)
-        raise FileNotFoundError(f"no {what} in {root} or its {', '.join(s + '/' for s in SUBFOLDERS if s)} "
-                                f"folders: expected {wanted}")
+        candidates = (Path(root, sub, name + suffix) for suffix in (".zip", "") for sub in SUBFOLDERS)
+        path = next((c for c in candidates if (c.is_file() if c.suffix == ".zip" else _is_unpacked_archive(c, name))),
+                    None)
+        (found if path else missing).append(path or name)
+    if missing:
+        wanted = " and ".join(f"{name}.zip (or its unpacked folder)" for name in missing)
+        raise FileNotFoundError(f"{what} needs {wanted} in {root} or its "
+                                f"{', '.join(s + '/' for s in SUBFOLDERS if s)} folders")
     return found
 
 
@@ -68,10 +65,28 @@ def digits_split(data_set, size, seed, data_dir, val_split):
     return train, val, test
 
 
-def omniglot_split(data_set, size, seed, data_dir, val_split):
+def koch_split(data_set, size, seed, data_dir, val_split):
+    """Koch et al.'s protocol: the 30 background alphabets train, the 10 evaluation alphabets that Lake's runs
+    do not use validate; the test is Lake's runs (the other 10 evaluation alphabets are not even read)."""
+    from . import load_omniglot, omniglot_protocols
+
+    background, evaluation = find_archives(data_root(data_dir), data_set.archives, f"--data {data_set.name}")
+    validation = load_omniglot(evaluation, size, omniglot_protocols.KOCH_VALIDATION_ALPHABETS)
+    return (*omniglot_protocols.koch_split(load_omniglot(background, size), validation), None)
+
+
+def vinyals_split(data_set, size, seed, data_dir, val_split):
+    """Vinyals et al.'s split of all 50 alphabets: 1,028 / 172 / 423 characters, each rotated four times."""
+    from . import load_omniglot, omniglot_protocols
+
+    background, evaluation = find_archives(data_root(data_dir), data_set.archives, f"--data {data_set.name}")
+    return omniglot_protocols.vinyals_split(load_omniglot(background, size), load_omniglot(evaluation, size))
+
+
+def omniglot_minimal_split(data_set, size, seed, data_dir, val_split):
     from . import load_omniglot
 
-    archives = find_archives(data_root(data_dir), data_set.archives, data_set.description)
+    archives = find_archives(data_root(data_dir), data_set.archives, f"--data {data_set.name}")
     return (*split_omniglot(load_omniglot(archives, size=size), seed, val_split), None)
 
 
@@ -85,12 +100,11 @@ def strokes_split(data_set, size, seed, data_dir, val_split):
     """``size`` is (features, length): only the length is chosen."""
     from . import load_omniglot_strokes
 
-    archives = find_archives(data_root(data_dir), data_set.archives, data_set.description)
+    archives = find_archives(data_root(data_dir), data_set.archives, f"--data {data_set.name}")
     strokes = load_omniglot_strokes(archives, length=size[1])
     missing = sorted(set(STROKES_TEST_ALPHABETS) - set(strokes.groups))
     if missing:
-        raise ValueError(f"the strokes in {', '.join(map(str, archives))} lack the test alphabets {missing}; "
-                         "both minimal sets (or the full background set) are needed")
+        raise ValueError(f"the strokes in {', '.join(map(str, archives))} lack the test alphabets {missing}")
     test = strokes.select_groups(STROKES_TEST_ALPHABETS)
     rest = strokes.select_groups(sorted(set(strokes.groups) - set(STROKES_TEST_ALPHABETS)))
     return (*split_omniglot(rest, seed, val_split), test)
@@ -130,7 +144,8 @@ def faces_classes(data_set, size, data_dir=None):
     """Every subject of the AT&T faces at ``size``, for protocols that make their own folds."""
     from . import load_att_faces
 
-    return load_att_faces(find_archives(data_root(data_dir), data_set.archives, data_set.description)[0], size=size)
+    return load_att_faces(find_archives(data_root(data_dir), data_set.archives, f"--data {data_set.name}")[0],
+                          size=size)
 
 
 def split_omniglot(background, seed, val_split="classes", val_share=0.15):
@@ -158,7 +173,7 @@ def drawing_images(names, size, data_dir=None):
     ``size=(H, W)``: the pictures of pen trajectories, from the image archives in the data folder."""
     from . import load_omniglot
 
-    archives = find_archives(data_root(data_dir), OMNIGLOT_IMAGE_ARCHIVES, "Omniglot background set")
+    archives = find_archives(data_root(data_dir), OMNIGLOT_MINIMAL_ARCHIVES, "the strokes' drawings")
     return load_omniglot(archives, size=size).align_to(names)
 
 

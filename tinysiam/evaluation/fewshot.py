@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..engine import backend
+from ..siamese.distances import pairwise_distances
 from .metrics import EpisodeResult, check_finite_scores, sample_episodes
 
 # the settings of the published tables: 5- and 20-way, 1- and 5-shot
@@ -41,6 +42,17 @@ def episode_accuracy(model, embeddings, labels, n_way, k_shot, n_query=5, n_epis
     accuracies = np.asarray(accuracies)
     ci = 1.96 * accuracies.std(ddof=1) / np.sqrt(len(accuracies)) if len(accuracies) > 1 else float("nan")
     return EpisodeResult(float(accuracies.mean()), float(ci), len(accuracies))
+
+
+class RawPixels:
+    """The trivial baseline in the model interface ``few_shot_table`` uses: an image is its own embedding, compared
+    by the L2 distance (a prototype is then the mean image of a class's supports)."""
+
+    def embed(self, images):
+        return np.asarray(backend.to_numpy(images)).reshape(len(images), -1)
+
+    def embedding_similarity(self, queries, supports):
+        return -pairwise_distances(queries, supports, "l2")
 
 
 @dataclass
