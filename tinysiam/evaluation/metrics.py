@@ -137,13 +137,14 @@ def sample_episodes(labels, n_way, k_shot, n_query=1, n_episodes=100, seed=0, gr
         raise ValueError(f"{n_way}-way {k_shot}-shot with {n_query} queries needs {n_way} classes with "
                          f"{k_shot + n_query}+ items; only {len(eligible)} qualify")
     pools = [eligible] if groups is None else within_groups(eligible, groups, n_way)
+    order = np.argsort(labels, kind="stable")  # each class's items together, in increasing index order
+    members = dict(zip(classes, np.split(order, np.cumsum(counts)[:-1])))
     rng = np.random.default_rng(seed)
     episodes = []
     for _ in range(n_episodes):
         pool = pools[0] if len(pools) == 1 else pools[rng.integers(len(pools))]
         chosen = rng.choice(pool, size=n_way, replace=False)
-        picks = np.stack([rng.choice(np.flatnonzero(labels == c), size=k_shot + n_query, replace=False)
-                          for c in chosen])
+        picks = np.stack([rng.choice(members[c], size=k_shot + n_query, replace=False) for c in chosen])
         episodes.append((picks[:, :k_shot], picks[:, k_shot:]))
     return episodes
 
