@@ -68,3 +68,15 @@ def test_engine_worked_examples(fn, arrays, upstream, expected):
         computed = value if which == "value" else grads[which]
         np.testing.assert_allclose(np.ravel(computed), numbers, atol=5e-9)
         in_doc(*numbers)
+
+
+
+def test_embedding_and_masked_pooling_worked_examples():
+    from tinysiam.engine.embedding import masked_max, masked_mean
+
+    x = [[[1, 4, 2, 9]]]
+    value, (grad,) = run(lambda t: masked_mean(t, np.array([3])), x)
+    np.testing.assert_allclose([value.item(), *grad.ravel()], [7 / 3, 1 / 3, 1 / 3, 1 / 3, 0], atol=5e-9)
+    in_doc(2.33333333, 0.33333333)
+    value, (grad,) = run(lambda t: masked_max(t, np.array([3])), x)
+    assert value.item() == 4 and grad.ravel().tolist() == [0, 1, 0, 0]

@@ -79,6 +79,15 @@ def checks(rng):
                     nn.Sequential(nn.Conv1d(2, 3, 3, padding=1, rng=rng), nn.Tanh(), nn.MaxPool1d(2),
                                   nn.Conv1d(3, 2, 2, dilation=2, rng=rng), nn.AvgPool1d(2), nn.Flatten(),
                                   nn.Linear(4, 2, rng=rng)), distinct(rng, (2, 2, 12))),
+        # sentences: ids (integers, held constant) and lengths or masks
+        layer_check("Embedding(6, 3, padding_id=0)", nn.Embedding(6, 3, rng=rng),
+                    np.array([[3, 5, 3, 0], [1, 2, 0, 0]])),
+        layer_check("Embedding(5, 4, padding_id=None, channels_first=True)",
+                    nn.Embedding(5, 4, padding_id=None, channels_first=True, rng=rng),
+                    np.array([[0, 4, 4], [2, 0, 1]])),
+        module_check("MaskedMeanPool1d", "layer", nn.MaskedMeanPool1d(), [n((3, 2, 4)), np.array([2, 4, 1])]),
+        module_check("MaskedMaxPool1d", "layer", nn.MaskedMaxPool1d(),
+                     [distinct(rng, (3, 2, 4)), np.array([3, 1, 4])]),
     ]
 
 
