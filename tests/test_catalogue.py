@@ -8,13 +8,13 @@ import pytest
 import tinysiam.app.catalogue as catalogue
 from tinysiam import gpu_available, nn, ops, siamese
 from tinysiam.engine import conv, conv1d, embedding, fftconv, winograd
-from tinysiam.siamese import distances, losses
+from tinysiam.siamese import distances, losses, text
 from tinysiam.app.catalogue import Check, all_checks, format_table, main, run_checks
 from tinysiam.nn import batchnorm, layers
 from tinysiam.engine.tensor import Function, Tensor
 
 FUNCTION_MODULES = (ops, conv, winograd, fftconv, conv1d, embedding, distances, losses, batchnorm, layers)  # where the engine's Function classes live
-MODULE_MODULES = (layers, batchnorm, siamese)  # where its public Modules live
+MODULE_MODULES = (layers, batchnorm, siamese, text)  # where its public Modules live
 
 
 def classes_defined_in(module, base):

@@ -2,6 +2,7 @@
 import numpy as np
 
 from ... import nn
+from ...siamese.text import DistributionHead, ExpL1Head, TextConvTower, TextTwin
 from .ops import away_from_zero, distinct
 from . import Check
 
@@ -88,6 +89,17 @@ def checks(rng):
         module_check("MaskedMeanPool1d", "layer", nn.MaskedMeanPool1d(), [n((3, 2, 4)), np.array([2, 4, 1])]),
         module_check("MaskedMaxPool1d", "layer", nn.MaskedMaxPool1d(),
                      [distinct(rng, (3, 2, 4)), np.array([3, 1, 4])]),
+        module_check("TextConvTower(widths 1, 2, 3, max and mean)", "network",
+                     TextConvTower(7, embed_dim=3, channels=2, widths=(1, 2, 3), out_dim=3, rng=rng),
+                     [np.array([[2, 6, 3, 1], [5, 5, 0, 0], [4, 0, 0, 0]]), np.array([4, 2, 1])]),
+        module_check("DistributionHead(3, hidden=4)", "head", DistributionHead(3, hidden=4, rng=rng),
+                     [n((4, 3)), n((4, 3))]),
+        module_check("ExpL1Head(scale=2)", "head", ExpL1Head(scale=2.0), [away_from_zero(rng, (3, 4)), n((3, 4))]),
+        module_check("TextTwin(TextConvTower, DistributionHead)", "network",
+                     TextTwin(TextConvTower(6, embed_dim=3, channels=2, widths=(2,), pooling="max", out_dim=None,
+                                            rng=rng), DistributionHead(2, hidden=3, rng=rng)),
+                     [np.array([[2, 5, 3], [4, 1, 0]]), np.array([3, 2]), np.array([[1, 1], [3, 0]]),
+                      np.array([2, 1])]),
     ]
 
 

@@ -8,6 +8,7 @@ from ...engine import ops, textbook
 from ...engine.conv import conv2d, max_pool2d
 from ...engine.conv1d import avg_pool1d, conv1d, max_pool1d
 from ...engine.embedding import embedding, masked_max, masked_mean
+from ...siamese.losses import kl_divergence_loss, score_distribution
 from . import Check
 
 
@@ -127,4 +128,12 @@ def checks(rng):
         op("masked_max mask, the padding holding the largest values", lambda x, mask: masked_max(x, mask),
            distinct(rng, (2, 2, 4)) + 10 * np.array([[0, 1, 1, 0], [1, 0, 0, 1]])[:, None, :],
            np.array([[True, False, False, True], [False, True, True, False]])),
+        # Tai et al.'s relatedness objective: KL from the sparse score distribution to softmax(logits)
+        Check("kl_divergence_loss to score_distribution", "loss",
+              lambda z: kl_divergence_loss(z, score_distribution(np.array([1.0, 2.3, 4.5, 5.0]))), [n((4, 5)) * 2]),
+        Check("kl_divergence_loss none, dense targets", "loss",
+              lambda z: kl_divergence_loss(z, np.full((3, 4), 0.25), reduction="none"), [n((3, 4))]),
+        Check("kl_divergence_loss sum", "loss",
+              lambda z: kl_divergence_loss(z, score_distribution(np.array([3.2, 1.5])), reduction="sum"),
+              [n((2, 5))]),
     ]
