@@ -28,18 +28,20 @@ POOLINGS = ("max", "mean")
 class TextConvTower(nn.Module):
     """ids (N, L) and lengths (N,) -> sentence embeddings (N, out_dim).
 
-    Embedding(vocab_size, embed_dim) -> Dropout(dropout) -> for each kernel width k: Conv1d(embed_dim,
+    Embedding(vocab_size, embed_dim) -> Dropout(embed_dropout) -> for each kernel width k: Conv1d(embed_dim,
     channels, k) over the whole sentence ("wide": padding k - 1, so every window holding at least one word
     counts; a sentence of n words has n + k - 1 of them) -> ReLU -> masked max and/or mean over those
     windows -> concatenated -> Dropout(dropout) -> Linear(-> out_dim) -> tanh (``out_dim=None``: the
     pooled features themselves). In training, ``word_dropout`` replaces each word by ``unknown_id`` with
-    that probability (drawn from ``rng``, or the shared generator of ``nn.init.seed``).
+    that probability (drawn from ``rng``, or the shared generator of ``nn.init.seed``). The embeddings
+    start from N(0, embed_std^2).
     The padding row of the embedding reads as zeros, like the convolution's own zero padding, so a
     sentence's embedding does not depend on how far its batch is padded.
     """
 
     def __init__(self, vocab_size, embed_dim=150, channels=100, widths=(1, 2, 3), pooling=POOLINGS, out_dim=150,
-                 dropout=0.0, word_dropout=0.0, padding_id=0, unknown_id=1, embed_std=1.0, rng=None):
+                 dropout=0.0, embed_dropout=0.0, word_dropout=0.0, padding_id=0, unknown_id=1, embed_std=1.0,
+                 rng=None):
         super().__init__()
         check_integer("TextConvTower: channels", channels, low=1)
         widths = tuple(widths)
@@ -55,7 +57,7 @@ class TextConvTower(nn.Module):
         self.widths, self.pooling, self.word_dropout = widths, pooling, word_dropout
         self.padding_id, self.unknown_id, self.rng = padding_id, unknown_id, rng
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_id, std=embed_std, channels_first=True, rng=rng)
-        self.embed_dropout = nn.Dropout(dropout, rng=rng)
+        self.embed_dropout = nn.Dropout(embed_dropout, rng=rng)
         for k in widths:
             setattr(self, f"conv{k}", nn.Conv1d(embed_dim, channels, k, padding=k - 1, rng=rng))
         pooled = channels * len(widths) * len(pooling)
