@@ -182,3 +182,15 @@ def test_tower_errors():
         pad_batch([[1], []])
     ids, lengths = pad_batch([[4, 2], [3], [1, 1, 1]])
     assert ids.tolist() == [[4, 2, 0], [3, 0, 0], [1, 1, 1]] and lengths.tolist() == [2, 1, 3]
+
+
+def test_head_dropout_drops_pair_features_only_in_training():
+    rng = np.random.default_rng(0)
+    head = DistributionHead(6, hidden=4, dropout=0.5, rng=rng)
+    u, v = (ts.Tensor(rng.standard_normal((5, 6)).astype(np.float32)) for _ in range(2))
+    assert "dropout=0.5" in repr(head)
+    head.eval()
+    first = head(u, v).numpy()
+    np.testing.assert_array_equal(first, head(u, v).numpy())
+    head.train()
+    assert not np.allclose(head(u, v).numpy(), first)

@@ -142,23 +142,26 @@ class DistributionHead(nn.Module):
     """Tai et al. 2015: h = sigmoid(W [|u - v|, u * v] + b), logits = W' h + b' over ``levels`` score levels.
 
     Train with ``kl_divergence_loss(logits, score_distribution(scores))``; the predicted score is
-    ``expected_score(logits)`` = sum_k softmax(logits)_k * level_k.
+    ``expected_score(logits)`` = sum_k softmax(logits)_k * level_k. ``dropout`` drops features of the pair,
+    [|u - v|, u * v], in training: one mask per pair, where dropping u and v apart would make even a
+    sentence and itself look different.
     """
 
-    def __init__(self, features, hidden=50, levels=5, rng=None):
+    def __init__(self, features, hidden=50, levels=5, dropout=0.0, rng=None):
         super().__init__()
         check_integer("DistributionHead: levels", levels, low=2)
         self.features, self.hidden, self.levels = features, hidden, levels
+        self.dropout = nn.Dropout(dropout, rng=rng)
         self.hidden_layer = nn.Linear(2 * features, hidden, init="glorot", rng=rng)
         self.out = nn.Linear(hidden, levels, init="glorot", rng=rng)
 
     def forward(self, u, v):
         check_embeddings("DistributionHead", u=u, v=v)
         pair = ops.concatenate([(u - v).abs(), u * v], axis=1)
-        return self.out(self.hidden_layer(pair).sigmoid())
+        return self.out(self.hidden_layer(self.dropout(pair)).sigmoid())
 
     def extra_repr(self):
-        return f"features={self.features}, hidden={self.hidden}, levels={self.levels}"
+        return f"features={self.features}, hidden={self.hidden}, levels={self.levels}, dropout={self.dropout.p}"
 
 
 class ExpL1Head(nn.Module):
