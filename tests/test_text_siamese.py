@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 import tinysiam as ts
 from tinysiam.app.catalogue.layers import module_check
 from tinysiam.engine.gradcheck import gradcheck
+from tinysiam.siamese import composed
 from tinysiam.siamese.losses import expected_score, kl_divergence_loss, score_distribution
 from tinysiam.siamese.text import DistributionHead, ExpL1Head, TextConvTower, TextTwin, pad_batch
 from conftest import DEVICES, on
@@ -34,6 +35,22 @@ def test_kl_divergence_gradients(device, n, k, seed, sparse, reduction):
         p = rng.dirichlet(np.ones(k), n)
     z = rng.standard_normal((n, k)) * 3
     gradcheck(lambda t: kl_divergence_loss(t, on(device, p)[0], reduction), *on(device, z))
+
+
+@FAST
+@given(n=st.integers(1, 4), k=st.integers(2, 6), seed=seeds, reduction=st.sampled_from(["mean", "sum", "none"]))
+def test_kl_divergence_fused_equals_composed(n, k, seed, reduction):
+    rng = np.random.default_rng(seed)
+    p = score_distribution(rng.uniform(1, k, n), low=1, high=k)
+    z = rng.standard_normal((n, k)) * 3
+    fused, plain = (ts.Tensor(z, requires_grad=True) for _ in range(2))
+    a = kl_divergence_loss(fused, p, reduction)
+    b = composed.kl_divergence_loss(plain, p, reduction)
+    upstream = np.linspace(0.5, 1.5, a.size).reshape(a.shape)
+    a.backward(upstream)
+    b.backward(upstream)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(fused.grad, plain.grad, rtol=1e-9, atol=1e-12)
 
 
 def test_kl_divergence_values():
