@@ -8,14 +8,14 @@ import pytest
 import tinysiam.app.catalogue as catalogue
 from tinysiam import gpu_available, nn, ops, siamese
 from tinysiam.app.catalogue import Check, all_checks, format_table, main, run_checks
-from tinysiam.engine import conv, conv1d, fftconv, winograd
+from tinysiam.engine import conv, conv1d, embedding, fftconv, winograd
 from tinysiam.engine.tensor import Function, Tensor
 from tinysiam.nn import batchnorm, layers
-from tinysiam.siamese import distances, losses
+from tinysiam.siamese import distances, losses, text
 
 # where the engine's Function classes live
-FUNCTION_MODULES = (ops, conv, winograd, fftconv, conv1d, distances, losses, batchnorm, layers)
-MODULE_MODULES = (layers, batchnorm, siamese)  # where its public Modules live
+FUNCTION_MODULES = (ops, conv, winograd, fftconv, conv1d, embedding, distances, losses, batchnorm, layers)
+MODULE_MODULES = (layers, batchnorm, siamese, text)  # where its public Modules live
 
 
 def classes_defined_in(module, base):

@@ -79,3 +79,20 @@ def test_engine_worked_examples(fn, arrays, upstream, expected):
         computed = value if which == "value" else grads[which]
         np.testing.assert_allclose(np.ravel(computed), numbers, atol=5e-9)
         in_doc(*numbers)
+
+
+def test_embedding_masked_pooling_and_kl_worked_examples():
+    from tinysiam.engine.embedding import masked_max, masked_mean
+    from tinysiam.siamese.losses import kl_divergence_loss, score_distribution
+
+    x = [[[1, 4, 2, 9]]]
+    value, (grad,) = run(lambda t: masked_mean(t, np.array([3])), x)
+    np.testing.assert_allclose([value.item(), *grad.ravel()], [7 / 3, 1 / 3, 1 / 3, 1 / 3, 0], atol=5e-9)
+    in_doc(2.33333333, 0.33333333)
+    value, (grad,) = run(lambda t: masked_max(t, np.array([3])), x)
+    assert value.item() == 4 and grad.ravel().tolist() == [0, 1, 0, 0]
+    target = score_distribution([3.6])
+    np.testing.assert_allclose(target, [[0, 0, 0.4, 0.6, 0]], atol=1e-12)
+    value, (grad,) = run(lambda z: kl_divergence_loss(z, target), [[0, 0, 0, 0, 0]])
+    np.testing.assert_allclose([value.item(), *grad.ravel()], [0.93642625, 0.2, 0.2, -0.2, -0.4, 0.2], atol=5e-9)
+    in_doc(0.93642625)

@@ -6,8 +6,11 @@ from .layers import (
                      Conv1d,
                      Conv2d,
                      Dropout,
+                     Embedding,
                      Flatten,
                      Linear,
+                     MaskedMaxPool1d,
+                     MaskedMeanPool1d,
                      MaxPool1d,
                      MaxPool2d,
                      ReLU,
@@ -20,4 +23,4 @@ from .normalize import L2Normalize, Standardize
 
 __all__ = ["init", "AvgPool1d", "BatchNorm1d", "BatchNorm2d", "BatchNormOp", "Conv1d", "Conv2d", "Dropout", "Flatten",
            "Linear", "MaxPool1d", "MaxPool2d", "ReLU", "Sequential", "Sigmoid", "Tanh", "Module", "Parameter"]
-__all__ += ["L2Normalize", "Standardize"]
+__all__ += ["L2Normalize", "Standardize", "Embedding", "MaskedMaxPool1d", "MaskedMeanPool1d"]

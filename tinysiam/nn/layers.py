@@ -1,9 +1,13 @@
-"""Layers: Linear, Conv2d, MaxPool2d, Flatten, activations, Dropout, Sequential."""
+"""Layers: Linear, Conv2d, MaxPool2d, Flatten, activations, Dropout, Sequential, the 1-D layers over time, and
+Embedding with the masked pooling layers for padded sentences."""
+import numpy as np
+
 from ..engine import ops
 from ..engine.backend import xp_of
 from ..engine.checks import check_float_tensor, check_integer, check_number, int_pair
 from ..engine.conv import conv2d, max_pool2d
 from ..engine.conv1d import avg_pool1d, conv1d, max_pool1d
+from ..engine.embedding import embedding, masked_max, masked_mean
 from ..engine.tensor import Function, Tensor
 from . import init as initializers
 from .module import Module, Parameter
@@ -236,3 +240,63 @@ class AvgPool1d(_Pool1d):
     """Mean over each window of kernel_size steps, moving by stride (default: kernel_size)."""
 
     pool = staticmethod(avg_pool1d)
+
+
+class Embedding(Module):
+    """A learned vector per word id: ids (N, L) -> (N, L, dim), or (N, dim, L) with ``channels_first`` (the
+    layout of Conv1d). ``weight`` is (vocab_size, dim), drawn from N(0, std^2).
+
+    Padding convention: positions holding ``padding_id`` (default 0; None for none) read a zero vector
+    whatever the padding row holds, and that row gets no gradient; it is also initialised to zero, so it
+    stays zero under SGD, Adam and L2 weight decay. A padded step then looks to a Conv1d like its own zero
+    padding, and a sentence's features at its valid steps do not depend on how long the batch is padded.
+    """
+
+    def __init__(self, vocab_size, dim, padding_id=0, std=1.0, channels_first=False, rng=None):
+        super().__init__()
+        check_sizes("Embedding", vocab_size=vocab_size, dim=dim)
+        check_number("Embedding: std", std, low=0)
+        if padding_id is not None:
+            check_integer("Embedding: padding_id", padding_id, low=0)
+            if padding_id >= vocab_size:
+                raise ValueError(f"Embedding: padding_id must lie in [0, {vocab_size}) (vocab_size), got {padding_id}")
+        self.vocab_size, self.dim, self.padding_id = vocab_size, dim, padding_id
+        self.std, self.channels_first = std, channels_first
+        weight = (initializers.get_rng(rng).standard_normal((vocab_size, dim)) * std).astype(np.float32)
+        if padding_id is not None:
+            weight[padding_id] = 0
+        self.weight = Parameter(weight)
+
+    def forward(self, ids):
+        out = embedding(self.weight, ids, self.padding_id)
+        if self.channels_first:
+            if out.ndim != 3:
+                raise ValueError(f"Embedding(channels_first=True): ids must be (N, L), got shape {out.shape[:-1]}")
+            out = out.transpose(0, 2, 1)
+        return out
+
+    def extra_repr(self):
+        return (f"{self.vocab_size}, {self.dim}, padding_id={self.padding_id}"
+                + (", channels_first=True" if self.channels_first else ""))
+
+
+class _MaskedPool1d(Module):
+    """Shared code of the masked pooling layers: forward(x (N, C, L), mask (N, L) booleans or (N,) lengths)."""
+
+    pool = None
+
+    def forward(self, x, mask):
+        check_float_tensor(type(self).__name__, "input", x)
+        return type(self).pool(x, mask)
+
+
+class MaskedMeanPool1d(_MaskedPool1d):
+    """Mean over the valid steps of each sequence: (N, C, L) and a mask -> (N, C)."""
+
+    pool = staticmethod(masked_mean)
+
+
+class MaskedMaxPool1d(_MaskedPool1d):
+    """Maximum over the valid steps of each sequence: (N, C, L) and a mask -> (N, C)."""
+
+    pool = staticmethod(masked_max)

@@ -88,3 +88,12 @@ def nt_xent_loss(z1, z2, temperature=0.5, reduction="mean"):
     log_sum = (s - top).exp().sum(axis=1).log() + top.reshape(n2)
     rows = xp.arange(n2)
     return _reduce(log_sum - s[rows, (rows + n2 // 2) % n2], reduction)
+
+
+def kl_divergence_loss(z, p, reduction="mean"):
+    p = _constant(p, z)
+    xp = xp_of(z.data)
+    shifted = z - Tensor(z.data.max(axis=1, keepdims=True))  # a constant shift: log-softmax without overflow
+    log_q = shifted - shifted.exp().sum(axis=1, keepdims=True).log()
+    log_p = _constant(xp.log(xp.where(p.data > 0, p.data, 1)), z)  # 0 log 0 = 0
+    return _reduce((p * (log_p - log_q)).sum(axis=1), reduction)

@@ -11,7 +11,7 @@ corner, max(0, x) at x = 0, the derivative used is 0.
 """
 import numpy as np
 
-from ..engine.backend import is_gpu_array, xp_of
+from ..engine.backend import is_gpu_array, to_numpy, xp_of
 from ..engine.checks import check_float_tensor, check_number
 from ..engine.debug import detecting_anomalies
 from ..engine.tensor import Function, Tensor
@@ -205,6 +205,26 @@ class NTXentLoss(LossOp):
         return grad_z[: n2 // 2], grad_z[n2 // 2:]
 
 
+# ----- a distribution over score levels (relatedness, Tai et al. 2015) ---------------------------------
+class KLDivergenceLoss(LossOp):
+    """KL(p || q) from a target distribution p to q = softmax(z) over K score levels, per sample:
+    L_i = sum_k p_ik (log p_ik - log q_ik), with 0 log 0 = 0 (a sparse target is fine).
+
+    Since sum_k p_ik = 1, dL_i/dz_ik = q_ik - p_ik.  (docs/derivations.md#kl-divergence-to-a-score-distribution)
+    """
+
+    def forward(self, z, p):
+        xp = xp_of(z)
+        shifted = z - z.max(axis=1, keepdims=True)  # softmax and its log without overflow
+        log_q = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+        self.q, self.p = xp.exp(log_q), p
+        log_p = xp.log(xp.where(p > 0, p, 1))  # log 1 = 0 where p = 0: those terms vanish
+        return self.reduce((p * (log_p - log_q)).sum(axis=1))
+
+    def backward(self, g):  # dL_i/dz = softmax(z) - p
+        return self.per_sample_grad(g)[:, None] * (self.q - self.p), None
+
+
 # ----- checking arguments -------------------------------------------------------------------------------
 def _values_and_labels(caller, values_name, values, same):
     """``values`` (N,) floating Tensor and ``same`` (N,) of 0/1, as a constant Tensor of values' dtype."""
@@ -292,3 +312,58 @@ def nt_xent_loss(z1, z2, temperature=0.5, reduction="mean"):
     if z1.shape[0] < 2:
         raise ValueError(f"nt_xent_loss: needs at least 2 pairs (negatives come from the batch), got {z1.shape[0]}")
     return NTXentLoss(temperature, reduction)(z1, z2)
+
+
+def kl_divergence_loss(logits, target, reduction="mean"):
+    """KL divergence from ``target`` (N, K) distributions (rows >= 0 summing to 1, held constant) to
+    softmax(``logits``) (N, K); see ``KLDivergenceLoss``. Tai et al. 2015's relatedness objective, with
+    ``score_distribution`` giving the target."""
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"kl_divergence_loss: logits must be a Tensor, got {type(logits).__name__}")
+    if logits.dtype.kind != "f":
+        raise TypeError(f"kl_divergence_loss: logits must be floating point, got dtype {logits.dtype}")
+    if logits.ndim != 2 or logits.shape[0] == 0 or logits.shape[1] < 2:
+        raise ValueError(f"kl_divergence_loss: logits must be (N, K) with N >= 1 and K >= 2, got {logits.shape}")
+    check_finite("kl_divergence_loss", "logits", logits)
+    xp = xp_of(logits.data)
+    p = xp.asarray(target.data if isinstance(target, Tensor) else target)
+    if p.shape != logits.shape:
+        raise ValueError(f"kl_divergence_loss: target has shape {p.shape} but logits {logits.shape}")
+    if p.dtype.kind != "f":
+        raise TypeError(f"kl_divergence_loss: target must be floating point (distributions), got dtype {p.dtype}")
+    if not is_gpu_array(p) or detecting_anomalies():
+        sums = p.sum(axis=1)
+        if not (p >= 0).all() or not xp.allclose(sums, 1, atol=1e-6):
+            i = int(((p < 0).any(axis=1) | ~xp.isclose(sums, 1, atol=1e-6)).argmax())
+            raise ValueError(f"kl_divergence_loss: target row {i} is not a distribution (needs values >= 0 "
+                             f"summing to 1), got {p[i].tolist()}")
+    return KLDivergenceLoss(reduction)(logits, Tensor(p.astype(logits.dtype)))
+
+
+def score_distribution(scores, low=1, high=5):
+    """Tai et al. 2015's sparse target: a score y in [low, high] as a distribution over the K = high - low + 1
+    integer levels, p[floor(y)] = floor(y) - y + 1 and p[floor(y) + 1] = y - floor(y), so that
+    sum_k p_k * level_k = y. Returns an (N, K) float64 NumPy array."""
+    check_number("low", low)
+    y = np.asarray(scores, dtype=np.float64)
+    if y.ndim != 1 or not np.isfinite(y).all() or (y < low).any() or (y > high).any():
+        outside = y.reshape(-1)[~((y.reshape(-1) >= low) & (y.reshape(-1) <= high))][:3].tolist()
+        raise ValueError(f"score_distribution: scores must be an (N,) array of numbers in [{low}, {high}], "
+                         f"got shape {y.shape}" + (f", values like {outside}" if outside else ""))
+    levels = int(high - low) + 1
+    position = y - low  # 0 .. K - 1
+    below = np.minimum(np.floor(position).astype(int), levels - 2)  # y = high: all mass on the top level
+    above_share = position - below
+    p = np.zeros((len(y), levels))
+    p[np.arange(len(y)), below] = 1 - above_share
+    p[np.arange(len(y)), below + 1] = above_share
+    return p
+
+
+def expected_score(logits, low=1):
+    """sum_k softmax(logits)_k * level_k: the score a distribution over levels low, low + 1, ... predicts
+    (a NumPy array; no gradient)."""
+    z = to_numpy(logits.data if isinstance(logits, Tensor) else logits).astype(np.float64)
+    q = np.exp(z - z.max(axis=1, keepdims=True))
+    q /= q.sum(axis=1, keepdims=True)
+    return q @ (low + np.arange(z.shape[1]))

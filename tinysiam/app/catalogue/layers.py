@@ -2,6 +2,7 @@
 import numpy as np
 
 from ... import nn
+from ...siamese.text import DistributionHead, ExpL1Head, TextConvTower, TextTwin
 from . import Check
 from .ops import away_from_zero, distinct
 
@@ -79,6 +80,26 @@ def checks(rng):
                     nn.Sequential(nn.Conv1d(2, 3, 3, padding=1, rng=rng), nn.Tanh(), nn.MaxPool1d(2),
                                   nn.Conv1d(3, 2, 2, dilation=2, rng=rng), nn.AvgPool1d(2), nn.Flatten(),
                                   nn.Linear(4, 2, rng=rng)), distinct(rng, (2, 2, 12))),
+        # sentences: ids (integers, held constant) and lengths or masks
+        layer_check("Embedding(6, 3, padding_id=0)", nn.Embedding(6, 3, rng=rng),
+                    np.array([[3, 5, 3, 0], [1, 2, 0, 0]])),
+        layer_check("Embedding(5, 4, padding_id=None, channels_first=True)",
+                    nn.Embedding(5, 4, padding_id=None, channels_first=True, rng=rng),
+                    np.array([[0, 4, 4], [2, 0, 1]])),
+        module_check("MaskedMeanPool1d", "layer", nn.MaskedMeanPool1d(), [n((3, 2, 4)), np.array([2, 4, 1])]),
+        module_check("MaskedMaxPool1d", "layer", nn.MaskedMaxPool1d(),
+                     [distinct(rng, (3, 2, 4)), np.array([3, 1, 4])]),
+        module_check("TextConvTower(widths 1, 2, 3, max and mean)", "network",
+                     TextConvTower(7, embed_dim=3, channels=2, widths=(1, 2, 3), out_dim=3, rng=rng),
+                     [np.array([[2, 6, 3, 1], [5, 5, 0, 0], [4, 0, 0, 0]]), np.array([4, 2, 1])]),
+        module_check("DistributionHead(3, hidden=4)", "head", DistributionHead(3, hidden=4, rng=rng),
+                     [n((4, 3)), n((4, 3))]),
+        module_check("ExpL1Head(scale=2)", "head", ExpL1Head(scale=2.0), [away_from_zero(rng, (3, 4)), n((3, 4))]),
+        module_check("TextTwin(TextConvTower, DistributionHead)", "network",
+                     TextTwin(TextConvTower(6, embed_dim=3, channels=2, widths=(2,), pooling="max", out_dim=None,
+                                            rng=rng), DistributionHead(2, hidden=3, rng=rng)),
+                     [np.array([[2, 5, 3], [4, 1, 0]]), np.array([3, 2]), np.array([[1, 1], [3, 0]]),
+                      np.array([2, 1])]),
     ]
 
 

@@ -7,6 +7,8 @@ import numpy as np
 from ...engine import ops, textbook
 from ...engine.conv import conv2d, max_pool2d
 from ...engine.conv1d import avg_pool1d, conv1d, max_pool1d
+from ...engine.embedding import embedding, masked_max, masked_mean
+from ...siamese.losses import kl_divergence_loss, score_distribution
 from . import Check
 
 
@@ -114,4 +116,24 @@ def checks(rng):
         op("max_pool1d 3 stride 2 (overlapping)", lambda x: max_pool1d(x, 3, 2), distinct(rng, (2, 2, 10))),
         op("avg_pool1d 2", lambda x: avg_pool1d(x, 2), n((2, 3, 9))),
         op("avg_pool1d 3 stride 1 (overlapping)", lambda x: avg_pool1d(x, 3, 1), n((2, 2, 7))),
+        # word embeddings and pooling over the valid steps of padded sentences (engine/embedding.py)
+        op("embedding repeated ids", lambda w, ids: embedding(w, ids), n((5, 3)), np.array([[1, 4, 1], [1, 0, 2]])),
+        op("embedding padding_id 0 (its row gets no gradient)", lambda w, ids: embedding(w, ids, padding_id=0),
+           n((4, 3)), np.array([[2, 3, 2, 0], [1, 0, 0, 0]])),
+        op("masked_mean lengths", lambda x, lengths: masked_mean(x, lengths), n((3, 2, 4)), np.array([4, 1, 2])),
+        op("masked_mean mask", lambda x, mask: masked_mean(x, mask), n((2, 3, 4)),
+           np.array([[True, False, True, False], [False, False, False, True]])),
+        op("masked_max lengths", lambda x, lengths: masked_max(x, lengths), distinct(rng, (3, 2, 5)),
+           np.array([5, 1, 3])),
+        op("masked_max mask, the padding holding the largest values", lambda x, mask: masked_max(x, mask),
+           distinct(rng, (2, 2, 4)) + 10 * np.array([[0, 1, 1, 0], [1, 0, 0, 1]])[:, None, :],
+           np.array([[True, False, False, True], [False, True, True, False]])),
+        # Tai et al.'s relatedness objective: KL from the sparse score distribution to softmax(logits)
+        Check("kl_divergence_loss to score_distribution", "loss",
+              lambda z: kl_divergence_loss(z, score_distribution(np.array([1.0, 2.3, 4.5, 5.0]))), [n((4, 5)) * 2]),
+        Check("kl_divergence_loss none, dense targets", "loss",
+              lambda z: kl_divergence_loss(z, np.full((3, 4), 0.25), reduction="none"), [n((3, 4))]),
+        Check("kl_divergence_loss sum", "loss",
+              lambda z: kl_divergence_loss(z, score_distribution(np.array([3.2, 1.5])), reduction="sum"),
+              [n((2, 5))]),
     ]
