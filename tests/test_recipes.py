@@ -1,6 +1,7 @@
 """The recipe's settings (P x K batches, unit-length embeddings, standardisation, augmentation strength, flips,
 test-time augmentation, validation on whole alphabets), named recipes, the Omniglot demo and `tinysiam folds`."""
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -86,8 +87,8 @@ def test_defaults_keep_the_plain_set_up():
 # ----- what each setting does --------------------------------------------------------------------------
 def test_per_class_sets_k_of_the_p_x_k_batch():
     labels = np.repeat(np.arange(10), 12)
-    objective = BatchHardTripletObjective(TrainConfig(loss="triplet", batch=32, per_class=8), labels,
-                                          np.random.default_rng(0))
+    objective = BatchHardTripletObjective(TrainConfig(loss="triplet", batch=32, per_class=8),
+                                          SimpleNamespace(labels=labels), np.random.default_rng(0))
     index = objective.class_balanced_batch()
     classes, counts = np.unique(labels[index], return_counts=True)
     assert len(index) == 32 and len(classes) == 4 and set(counts) == {8}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.sick import Vocabulary
 from ..serialization import checkpoint_entries, read_checkpoint
 from .config import ConfigError, TrainConfig
 
@@ -36,7 +37,11 @@ class TrainingCheckpoint:
         """The trained model on ``config.device``, in eval mode; ValueError if the weights do not fit or diverged."""
         from .model import SiameseModel
 
-        model = SiameseModel(self.config)
+        try:  # a sentence model reads its words with the vocabulary it trained with
+            vocabulary = Vocabulary.from_dict(self.meta["vocabulary"]) if "vocabulary" in self.meta else None
+            model = SiameseModel(self.config, vocabulary=vocabulary)
+        except ValueError as error:
+            raise ValueError(f"{self.path}: {error}") from None
         self._load(model, "model/", "model")
         for name, p in model.named_parameters():
             if not np.isfinite(p.data).all():

@@ -11,7 +11,7 @@ from ..engine.backend import DEVICES
 from ..engine.checks import integer_problem, number_problem
 from .presets import FEATURE_MAP_PRESETS, PRESETS
 
-LOSSES = ("contrastive", "contrastive-linear", "chopra", "triplet", "koch", "nt-xent", "relation")
+LOSSES = ("contrastive", "contrastive-linear", "chopra", "triplet", "koch", "nt-xent", "relation", "relatedness")
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 VAL_SPLITS = ("classes", "alphabets")
@@ -103,10 +103,18 @@ class TrainConfig:
             raise ConfigError("val_split", f"'alphabets' needs a data set with alphabets ({with_alphabets}), "
                               f"got --data {self.data}")
         check_preset_fits(self.preset, self.data)
-        if data_set(self.data).items == "sequences":
+        items = data_set(self.data).items
+        if items == "sequences":
             for name in ("flip", "tta"):  # both move pixels
                 if getattr(self, name):
                     raise ConfigError(name, f"works on images; --data {self.data} holds pen trajectories")
+        if items == "sentences":
+            for name in ("augment", "flip", "tta", "standardize", "normalize"):
+                if getattr(self, name):
+                    raise ConfigError(name, f"has no meaning for sentences (--data {self.data})")
+        if (self.loss == "relatedness") != (items == "sentences"):
+            raise ConfigError("loss", f"{self.loss!r} does not fit --data {self.data}: sentence pairs with a "
+                              "relatedness score train with --loss relatedness, and only they do")
         if self.normalize and self.preset in FEATURE_MAP_PRESETS:
             raise ConfigError("normalize", f"needs a flat embedding; {self.preset!r} outputs feature maps")
         if self.loss == "relation" and self.batch // self.way - self.shot < 1:

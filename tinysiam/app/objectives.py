@@ -14,8 +14,10 @@ from ..siamese.losses import (
     chopra_energy_loss,
     contrastive_linear_loss,
     contrastive_loss,
+    kl_divergence_loss,
     mse_loss,
     nt_xent_loss,
+    score_distribution,
     triplet_loss,
 )
 from ..siamese.mining import PairSampler, batch_hard_triplets
@@ -29,9 +31,9 @@ class PairObjective:
     distance as its energy, with ``margin`` as its scale Q; koch the head's logit.
     """
 
-    def __init__(self, config, labels, rng):
-        self.config, self.labels = config, labels
-        self.pairs = PairSampler(labels, seed=rng)  # default_rng(generator) is that generator: one shared stream
+    def __init__(self, config, train, rng):
+        self.config, self.labels = config, train.labels
+        self.pairs = PairSampler(self.labels, seed=rng)  # default_rng(generator) is that generator: one shared stream
 
     def loss(self, model, batch):
         """The loss of one fresh batch; ``batch(index)`` gives those training images as a Tensor."""
@@ -51,10 +53,10 @@ class BatchHardTripletObjective:
     """Hermans et al. 2017: P classes x K images per batch (K = ``per_class``, P = ``batch // K``); each anchor's
     hardest positive and negative."""
 
-    def __init__(self, config, labels, rng):
-        self.config, self.labels, self.rng = config, labels, rng
+    def __init__(self, config, train, rng):
+        self.config, self.labels, self.rng = config, train.labels, rng
         self.per_class = config.per_class
-        classes, counts = np.unique(labels, return_counts=True)
+        classes, counts = np.unique(self.labels, return_counts=True)
         self.eligible = classes[counts >= self.per_class]
         if len(self.eligible) < 2:
             raise UserError(f"--loss triplet with --per-class {self.per_class} needs at least 2 classes with "
@@ -78,8 +80,8 @@ class NTXentObjective:
     """SimCLR (Chen et al. 2020): two augmented views of each of ``batch`` images; a view's positive is its
     other view, its negatives the other 2 x batch - 2 views. Labels are not used."""
 
-    def __init__(self, config, labels, rng):
-        self.config, self.rng, self.n = config, rng, len(labels)
+    def __init__(self, config, train, rng):
+        self.config, self.rng, self.n = config, rng, len(train)
         if config.batch > self.n:
             raise UserError(f"--batch {config.batch} is larger than the training set ({self.n} images)")
 
@@ -94,11 +96,11 @@ class RelationObjective:
     """Sung et al. 2018: an N-way K-shot episode per step. The relation module scores every query against
     every class (the sum of its K support feature maps); MSE pulls the score to 1 for the query's class, 0 else."""
 
-    def __init__(self, config, labels, rng):
-        self.config, self.labels, self.rng = config, labels, rng
+    def __init__(self, config, train, rng):
+        self.config, self.labels, self.rng = config, train.labels, rng
         self.way, self.shot = config.way, config.shot
         self.queries = config.batch // config.way - config.shot
-        classes, counts = np.unique(labels, return_counts=True)
+        classes, counts = np.unique(self.labels, return_counts=True)
         self.eligible = classes[counts >= self.shot + self.queries]
         if len(self.eligible) < self.way:
             raise UserError(f"--way {self.way} --shot {self.shot} with {self.queries} queries per class (--batch "
@@ -119,10 +121,29 @@ class RelationObjective:
         return mse_loss(scores, (query_of // queries == class_of).astype(np.float32))  # 1 for the query's class
 
 
+class RelatednessObjective:
+    """Tai et al. 2015: ``batch`` random training pairs of sentences a step; the twin's head gives a distribution
+    over the relatedness levels 1-5, pulled by KL divergence to each pair's sparse target distribution (its gold
+    score split between the two levels around it)."""
+
+    def __init__(self, config, train, rng):
+        self.config, self.rng, self.pairs = config, rng, train
+        self.targets = score_distribution(train.scores).astype(np.float32)
+        if config.batch > len(train):
+            raise UserError(f"--batch {config.batch} is larger than the training set ({len(train)} pairs)")
+
+    def loss(self, model, batch):
+        index = self.rng.choice(len(self.pairs), size=self.config.batch, replace=False)
+        logits = model.twin(*model.encode([self.pairs.sentences_a[i] for i in index]),
+                            *model.encode([self.pairs.sentences_b[i] for i in index]))
+        return kl_divergence_loss(logits, backend.to_device(self.targets[index], self.config.device))
+
+
 OBJECTIVES = {"contrastive": PairObjective, "contrastive-linear": PairObjective, "chopra": PairObjective,
               "koch": PairObjective, "triplet": BatchHardTripletObjective, "nt-xent": NTXentObjective,
-              "relation": RelationObjective}
+              "relation": RelationObjective, "relatedness": RelatednessObjective}
 
 
-def make_objective(config, labels, rng):
-    return OBJECTIVES[config.loss](config, labels, rng)
+def make_objective(config, train, rng):
+    """The objective of ``config.loss`` over the training set ``train`` (labelled items, or scored pairs)."""
+    return OBJECTIVES[config.loss](config, train, rng)

@@ -8,18 +8,20 @@ as made by ``tinysiam.data.strokes``.
 from dataclasses import dataclass
 
 from .. import nn
+from ..siamese.text import TextConvTower
 
 
 @dataclass(frozen=True)
 class Preset:
     name: str
-    input_size: tuple  # (H, W) the images are resized to; (features, length) of the sequences for "tdnn"
+    input_size: tuple  # (H, W) the images are resized to; (features, length) of the sequences for "tdnn"; None
     embedding_size: int
     description: str
     items: str = "images"  # what the tower takes: a data set's ``items`` (tinysiam.data.registry)
 
-    def build(self, rng=None):
-        return _BUILDERS[self.name](rng)
+    def build(self, rng=None, **sizes):
+        """The tower; a tower over sentences also needs ``vocab_size``, the ids of its vocabulary."""
+        return _BUILDERS[self.name](rng, **sizes)
 
 
 def _conv_block(c_in, c_out, rng, batch_norm=True):
@@ -93,6 +95,9 @@ PRESETS = {
                          "(for --loss relation; embedding_size counts channels)"),
     "tdnn": Preset("tdnn", (5, 128), 64, "after Bromley et al. 1993: 4 conv layers over pen trajectories of 5 "
                    "features x 128 steps, mean over time, 64-d", items="sequences"),
+    "text-conv": Preset("text-conv", None, 600, "a time-delay net over word ids: 150-d word vectors, 1-D convolutions "
+                        "of widths 1, 2, 3 (100 channels each), max and mean over each sentence: 600-d",
+                        items="sentences"),
 }
 FEATURE_MAP_PRESETS = ("relation28",)  # towers that output (N, C, H, W) feature maps, for a relation module
 _BUILDERS = {
@@ -103,6 +108,7 @@ _BUILDERS = {
     "koch": _koch,
     "relation28": _relation28,
     "tdnn": _tdnn,
+    "text-conv": lambda rng, vocab_size: TextConvTower(vocab_size, rng=rng),  # its defaults: docs/sick.md
 }
 
 

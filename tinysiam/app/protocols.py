@@ -65,9 +65,10 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
             split = data_set(config.data).load_split(PRESETS[config.preset].input_size, config.seed, data_dir,
                                                      config.val_split)
     train, val, test = split
-    with blame():  # the messages name --val-way
-        check_way(config.val_way, val, "--val-way")
-        validation_groups(config, val)
+    if config.loss != "relatedness":  # validated by one-shot episodes
+        with blame():  # the messages name --val-way
+            check_way(config.val_way, val, "--val-way")
+            validation_groups(config, val)
     with run.open(mode):
         trainer = Trainer(config, train, val, run, progress=progress, keep_epochs=keep_epochs)
         if mode == "resume":
@@ -75,21 +76,21 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
                 trainer.resume(changes)
             for name, (old, new) in changes.items():
                 print(f"resuming with {name} = {new} (was {old})", flush=True)
-        print(f"training {config.preset} with the {config.loss} loss on {config.data}: {len(train)} {train.item_name} "
-              f"of {len(train.classes)} classes, validating on {len(val)} {val.item_name} of {len(val.classes)} "
-              "classes", flush=True)
+        print(f"training {config.preset} with the {config.loss} loss on {config.data}: {described(train)}, "
+              f"validating on {described(val)}", flush=True)
         with engine_debug.detect_anomaly() if detect_anomaly else contextlib.nullcontext():
             trainer.fit()
         with blame():  # names --data-dir
             sources = data_set(config.data).sources(data_dir)
+        calibration = run.read_meta("best.npz").get("calibration")
         summary = {"data": config.data, "archives": checksums(sources),
                    "best_val_accuracy": trainer.best_accuracy, "checkpoint": str(run.path / "best.npz"),
-                   "val_verification_eer": run.read_meta("best.npz")["calibration"]["eer"],
+                   "val_verification_eer": calibration and calibration["eer"],
                    "training_seconds": sum(row["seconds"] for row in trainer.history), "history": trainer.history}
         model, _ = load_model(run.path / "best.npz", device=config.device)
         last = load_model(run.path / "last.npz", device=config.device)[0] if data_set(config.data).test == "lake" \
             else None  # Lake's runs score the last checkpoint too
-        way = config.val_way if test is None else min(config.val_way, len(test.classes))
+        way = min(config.val_way, len(test.classes)) if data_set(config.data).test == "held-out" else config.val_way
         summary.update(test_run(model, config.preset, config.data, test, way, config.seed, data_dir,
                                 plot_dir=run.path if plots else None, last=last))
         if keep_epochs and last is not None:
@@ -101,6 +102,12 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
             figures.plot_history(read_history(run.path), run.path / "loss.png")
         write_json(run.path / "results.json", summary)
     return summary
+
+
+def described(part):
+    """"721 images of 5 classes", "4500 sentence pairs": what a part of a split holds."""
+    classes = f" of {len(part.classes)} classes" if hasattr(part, "classes") else ""
+    return f"{len(part)} {part.item_name}{classes}"
 
 
 def test_run(model, preset, data, test, way, seed, data_dir=None, plot_dir=None, last=None):
@@ -120,11 +127,36 @@ def test_run(model, preset, data, test, way, seed, data_dir=None, plot_dir=None,
         return trajectory_test(model, preset, test, seed, data_dir)
     if protocol == "few-shot":
         return few_shot_test(model, test, seed)
+    if protocol == "relatedness":
+        return relatedness_test(model, data_set(data).load_split(None, seed, data_dir)[0], test)
     with blame():  # the message names --way
         check_way(way, test, "--way")
     summary = evaluate_held_out(model, test, way, seed=seed, pairs=VERIFICATION_PAIRS, plot_dir=plot_dir)
     summary[f"test_{way}way_1shot_raw_pixels"] = raw_pixel_accuracy(test, way, seed=seed).accuracy
     return summary
+
+
+# the published figures on SICK's test pairs (Pearson's r), all with pretrained word vectors
+RELATEDNESS_REFERENCES = ("a GloVe-averaging Siamese net 0.62, a GloVe CNN Siamese net 0.76, Tai et al.'s LSTM "
+                          "0.853 (their dependency Tree-LSTM 0.868), Mueller & Thyagarajan's MaLSTM 0.882")
+
+
+def relatedness_test(model, train, test):
+    """The model's relatedness of the ``test`` pairs (SickPairs) against their gold scores, next to the TF-IDF,
+    word-count and word-overlap baselines (fitted on the ``train`` sentences alone) and the published figures;
+    prints the table, returns the results."""
+    from ..evaluation.relatedness import evaluate_baselines, relatedness_metrics
+
+    results = {"model": relatedness_metrics(model.pair_scores(test.sentences_a, test.sentences_b), test.scores),
+               **evaluate_baselines(train, test, tokenizer=None)}
+    names = {"model": "tinysiam, trained", "tfidf": "TF-IDF cosine", "bow": "word-count cosine",
+             "jaccard": "word-overlap Jaccard"}
+    print(f"relatedness of the {len(test.scores)} test pairs (gold: mean of human scores, 1-5):")
+    for kind, metrics in results.items():
+        print(f"  {names[kind]:20s} Pearson's r {metrics['pearson']:.4f}   Spearman's rho {metrics['spearman']:.4f}"
+              f"   MSE {metrics['mse']:.4f}")
+    print(f"  published, with pretrained word vectors: {RELATEDNESS_REFERENCES}")
+    return {"test_pairs": len(test.scores), **{f"test_{kind}": metrics for kind, metrics in results.items()}}
 
 
 # the published figures on Vinyals et al.'s split (28x28, rotations as classes), by (way, shot)

@@ -40,6 +40,11 @@ RECIPES = {
     "tdnn": dict(data="strokes", preset="tdnn", loss="triplet", margin=0.5, batch=128, per_class=4, optimizer="adam",
                  lr=1e-3, augment=True, val_split="alphabets", val_way=20, val_episodes=500, epochs=10,
                  steps_per_epoch=200),
+    # SICK relatedness from scratch (docs/sick.md): the text-conv tower shared by both sentences, Tai et al.'s head on
+    # |u - v| and u * v, KL divergence to each pair's score distribution; 25 pairs a step, Adam at 3e-3, 6 x 180
+    # steps (6 passes over the 4,500 training pairs), the epoch with the best Pearson's r on the trial pairs kept
+    "sick": dict(data="sick", preset="text-conv", loss="relatedness", optimizer="adam", lr=3e-3, batch=25, epochs=6,
+                 steps_per_epoch=180),
     # `tinysiam demo --data digits`: seconds on scikit-learn's 8x8 digits
     "digits-demo": dict(data="digits", preset="digits", loss="triplet", epochs=6, steps_per_epoch=60, val_way=5),
 }

@@ -1,6 +1,8 @@
-"""Image search with a trained model: ``tinysiam index`` embeds a collection, ``tinysiam search`` finds neighbours.
+"""Search with a trained model: ``tinysiam index`` embeds a collection, ``tinysiam search`` finds neighbours.
 
-The commands only: the index file, its FAISS index and the search itself are in
+A collection is a folder or zip archive of images, or, for a model of sentences, a
+UTF-8 text file of one sentence a line (the queries are then sentences too). The
+commands only: the index file, its FAISS index and the search itself are in
 ``image_index.py``; exact nearest neighbours in ``tinysiam.evaluation.retrieval``.
 """
 import argparse
@@ -78,6 +80,27 @@ def embed_collection(model, collection, size, invert, batch_size=256, already=fr
     return (np.concatenate(chunks) if chunks else None), names, skipped
 
 
+def embed_sentences(model, path, batch_size=256, already=frozenset()):
+    """(embeddings or None, sentences, []) of the non-empty lines of a UTF-8 text file (those not ``already`` in
+    the index); errors name the argument IMAGES."""
+    sentences = [s for s in read_sentences(path, "IMAGES") if s not in already]
+    return (model.embed(sentences, batch_size) if sentences else None), sentences, []
+
+
+def read_sentences(path, argument):
+    """The non-empty lines of the UTF-8 text file ``path``, stripped; a problem is a UserError naming ``argument``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{argument}: {path} is not a text file (one sentence a line)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UserError(f"{argument}: {path} is not UTF-8 text (byte {error.start})") from None
+    except OSError as error:
+        raise UserError(f"{argument}: cannot read {path} ({error.strerror or error})") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def collection_files(collection, suffixes):
     """``iter_members`` of the collection; a missing folder or a damaged archive is a UserError naming IMAGES."""
     with blame("IMAGES"):
@@ -85,8 +108,10 @@ def collection_files(collection, suffixes):
 
 
 def add_index_parser(subparsers):
-    p = subparsers.add_parser("index", help="embed every image of a folder or zip archive into a search index")
-    p.add_argument("images", metavar="IMAGES", help="a folder (searched recursively) or a zip archive of images")
+    p = subparsers.add_parser("index", help="embed every image of a folder or zip archive (or every sentence of a text "
+                                            "file) into a search index")
+    p.add_argument("images", metavar="IMAGES", help="a folder (searched recursively) or a zip archive of images; for a "
+                                                    "model of sentences, a UTF-8 text file of one sentence a line")
     p.add_argument("--checkpoint", required=True, help="the trained checkpoint that embeds the images")
     p.add_argument("--out", required=True, metavar="INDEX", help="the index file to write (.npz)")
     p.add_argument("--append", action="store_true",
@@ -126,20 +151,27 @@ def run_index(args, given=None):
         {name for name, c in zip(existing.names, existing.collection_ids) if c == collection_id}
 
     preset = get_preset(config.preset)
-    print(f"indexing {relative_to_here(collection)} with {args.checkpoint} ({config.preset} preset: "
-          f"{preset.input_size[0]}x{preset.input_size[1]} images{', inverted' if invert else ''}, "
+    unit = "sentences" if model.vocabulary is not None else "images"
+    items = "sentences" if model.vocabulary is not None else \
+        f"{preset.input_size[0]}x{preset.input_size[1]} images{', inverted' if invert else ''}"
+    print(f"indexing {relative_to_here(collection)} with {args.checkpoint} ({config.preset} preset: {items}, "
           f"{preset.embedding_size}-d embeddings)", flush=True)
-    embeddings, names, skipped = embed_collection(model, args.images, preset.input_size, invert, args.batch,
-                                                  already, progress=not args.quiet)
+    if model.vocabulary is not None:
+        embeddings, names, skipped = embed_sentences(model, args.images, args.batch, already)
+    else:
+        embeddings, names, skipped = embed_collection(model, args.images, preset.input_size, invert, args.batch,
+                                                      already, progress=not args.quiet)
     if skipped:
         print(f"skipped {len(skipped)} unreadable file{'s' * (len(skipped) > 1)}:", file=sys.stderr)
         for line in skipped:
             print(f"  {line}", file=sys.stderr)
     if not names:
         if already:
-            print(f"nothing to add: {out} already holds the {len(already)} images of {collection}")
+            print(f"nothing to add: {out} already holds the {len(already)} {unit} of {collection}")
             return 0
-        raise UserError(f"IMAGES: {args.images} holds no readable images (files ending in {', '.join(IMAGE_SUFFIXES)})")
+        wanted = "sentences" if model.vocabulary is not None else \
+            f"readable images (files ending in {', '.join(IMAGE_SUFFIXES)})"
+        raise UserError(f"IMAGES: {args.images} holds no {wanted}")
 
     ids = np.full(len(names), collection_id, dtype=np.int32)
     if existing is not None:
@@ -165,15 +197,17 @@ def run_index(args, given=None):
     except OSError as error:
         raise UserError(f"--out {out}: cannot write it ({error.strerror or error})") from None
     added = len(names) - (len(existing) if existing is not None else 0)
-    print(f"indexed {added} images ({len(names)} in all) into {out}: {describe_method(params)}")
+    print(f"indexed {added} {unit} ({len(names)} in all) into {out}: {describe_method(params)}")
     return 0
 
 
 # ----- searching --------------------------------------------------------------------------------------
 def add_search_parser(subparsers):
-    p = subparsers.add_parser("search", help="the images of an index nearest to query images, and a contact sheet")
+    p = subparsers.add_parser("search", help="the images (or sentences) of an index nearest to queries, and a contact "
+                                             "sheet")
     p.add_argument("index", metavar="INDEX", help="an index written by `tinysiam index`")
-    p.add_argument("queries", metavar="QUERY", nargs="+", help="query image files (resized like the indexed ones)")
+    p.add_argument("queries", metavar="QUERY", nargs="+", help="query image files (resized like the indexed ones); "
+                                                              "for an index of sentences, query sentences")
     p.add_argument("-k", type=int, default=5, help="neighbours per query (default 5)")
     p.add_argument("--checkpoint", help="the checkpoint the index was built with (default: the path it recorded)")
     p.add_argument("--exact", action="store_true", help="exact search even where the index has an approximate one")
@@ -200,7 +234,9 @@ def run_search(args, given=None):
                         "pass the checkpoint's new path")
     model, config, _ = load_trained(checkpoint, args.device)
     check_same_checkpoint(index.meta, checkpoint_identity(checkpoint, model, config), args.index)
-    queries = read_image_files(args.queries, get_preset(config.preset).input_size, index.meta["invert"], "QUERY")
+    text = model.vocabulary is not None
+    queries = args.queries if text else \
+        read_image_files(args.queries, get_preset(config.preset).input_size, index.meta["invert"], "QUERY")
     exact = args.exact or approximate is None
     try:
         indices, scores = search(index, model, model.embed(queries), args.k, exact, args.nprobe, args.ef_search,
@@ -210,17 +246,17 @@ def run_search(args, given=None):
     how = "exact search" if exact else f"approximate search, FAISS {approximate['method'].upper()}"
     kind = index.meta["checkpoint"]["score"]
     value_name, values = ("distance", -scores) if kind.startswith("neg_") else \
-        ("logit" if kind == "koch_logit" else "score", scores)
+        ({"koch_logit": "logit", "relatedness": "relatedness"}.get(kind, "score"), scores)
     for query, row, row_values in zip(args.queries, indices, values):
-        print(f"{query}: the {args.k} nearest of {len(index)} images ({how})")
-        print(f"  rank  {value_name:>8}  file")
+        print(f"{query}: the {args.k} nearest of {len(index)} {'sentences' if text else 'images'} ({how})")
+        print(f"  rank  {value_name:>8}  {'sentence' if text else 'file'}")
         for rank, (i, value) in enumerate(zip(row, row_values), start=1):
             if i >= 0:  # FAISS marks neighbours it did not reach with -1
-                print(f"  {rank:4d}  {value:8.4f}  {relative_to_here(index.location(i))}")
+                print(f"  {rank:4d}  {value:8.4f}  {index.names[i] if text else relative_to_here(index.location(i))}")
         if (row < 0).any():
             print(f"  (the approximate index reached only {int((row >= 0).sum())}: raise --nprobe or --ef-search, "
                   "or pass --exact)")
-    if not args.no_sheet:
+    if not (args.no_sheet or text):  # a contact sheet shows images
         try:
             write_contact_sheet(index, args.queries, indices, values, value_name, args.sheet)
         except OSError as error:

@@ -31,9 +31,9 @@ def load_trained(path, device="cpu"):
     with blame(f"--checkpoint {path}"):
         checkpoint = read_training_checkpoint(path, device)
         model, config, meta = checkpoint.model(), checkpoint.config, checkpoint.meta
-    if get_preset(config.preset).items != "images":
-        raise UserError(f"--checkpoint {path}: its preset {config.preset!r} takes {get_preset(config.preset).items}, "
-                        "not the image files this command reads")
+    if get_preset(config.preset).items == "sequences":
+        raise UserError(f"--checkpoint {path}: its preset {config.preset!r} takes sequences, not the image files or "
+                        "sentences this command reads")
     return model, config, meta
 
 
@@ -43,6 +43,8 @@ def score_meaning(kind):
         return "the logit of Koch's head"
     if kind == "relation_score":
         return "the relation module's score, in [0, 1]"
+    if kind == "relatedness":
+        return "the relatedness Tai et al.'s head predicts, 1-5"
     return f"minus the {METRIC_NAMES[kind.removeprefix('neg_')]} distance between the embeddings"
 
 
@@ -63,7 +65,7 @@ def weights_digest(model):
 def checkpoint_identity(path, model, config):
     """What an index records about the checkpoint that made its embeddings (JSON-able)."""
     return {"path": str(Path(path).resolve()), "weights_sha256": weights_digest(model), "preset": config.preset,
-            "input_size": list(get_preset(config.preset).input_size), "score": model.score_kind}
+            "input_size": list(get_preset(config.preset).input_size or ()), "score": model.score_kind}
 
 
 def decode_for_model(members, size, invert):

@@ -25,12 +25,14 @@ import numpy as np
 from .. import optim
 from ..data.augment import affine_augment, horizontal_flip, koch_ranges
 from ..data.datasets import LabelledSequences
+from ..data.sick import Vocabulary
 from ..data.strokes import augment_trajectories, trajectory_ranges
 from ..engine import backend
 from ..engine.tensor import Tensor
 from ..evaluation.calibration import calibrate
 from ..evaluation.held_out import check_way
 from ..evaluation.metrics import n_way_k_shot_accuracy
+from ..evaluation.relatedness import pearson_r
 from ..serialization import save_checkpoint, update_checkpoint_meta
 from ..siamese.distances import NonFiniteValues
 from .checkpoints import read_training_checkpoint
@@ -110,22 +112,27 @@ def validation_groups(config, val):
 
 
 class Trainer:
-    """Trains on ``train`` and validates on ``val`` (LabelledItems: images, or sequences for a sequence preset)
-    into ``run`` (an open RunFolder). The tower takes their ``items``."""
+    """Trains on ``train`` and validates on ``val`` into ``run`` (an open RunFolder): LabelledItems (images, or
+    sequences for a sequence preset; the tower takes their ``items``), or, for the relatedness loss, scored
+    sentence pairs (``SickPairs``; the vocabulary is built from the training sentences alone)."""
 
     def __init__(self, config, train, val, run, augment_fn=None, progress=True, keep_epochs=False):
         """``augment_fn(batch, rng)`` distorts a training batch when ``config.augment`` (default:
         ``default_augment``); ``keep_epochs`` also saves every epoch's checkpoint as ``epoch-NNN.npz``."""
-        check_way(config.val_way, val, "val_way")
+        self.relatedness = config.loss == "relatedness"  # validated by Pearson's r, not by one-shot episodes
+        if not self.relatedness:
+            check_way(config.val_way, val, "val_way")
         self.config, self.train_set, self.val_set, self.run = config, train, val, run
-        self.val_groups = validation_groups(config, val)
+        self.val_column = "val_pearson" if self.relatedness else f"val_{config.val_way}way_accuracy"
+        self.val_groups = None if self.relatedness else validation_groups(config, val)
         self.augment_fn = (augment_fn or default_augment(config, train)) if config.augment else None
         self.progress, self.keep_epochs = progress, keep_epochs
         self.rng = np.random.default_rng(config.seed)  # the one stream of batches and augmentations
-        self.model = SiameseModel(config, rng=self.rng).to(config.device)
+        vocabulary = Vocabulary.build(train.sentences()) if self.relatedness else None
+        self.model = SiameseModel(config, rng=self.rng, vocabulary=vocabulary).to(config.device)
         self.optimizer = make_optimizer(config, self.model)
         self.schedules = make_schedules(config, self.optimizer)
-        self.objective = make_objective(config, train.labels, self.rng)
+        self.objective = make_objective(config, train, self.rng)
         self.history, self.changes, self.best_accuracy = [], [], -math.inf
         self.epoch, self.step = 0, 0  # where the next step is: epoch (from 0) and step within it
         self.epoch_losses, self.epoch_seconds = [], 0.0  # of the unfinished epoch
@@ -136,6 +143,8 @@ class Trainer:
         """Write checkpoint ``name``; a failing write (disk full) is a UserError and leaves the old file whole."""
         path = self.run.path / name
         try:
+            if self.model.vocabulary is not None:  # a sentence model reads new sentences with it
+                extra["vocabulary"] = self.model.vocabulary.to_dict()
             save_checkpoint(path, self.model, self.optimizer, config=self.config.to_dict(), history=self.history,
                             epoch=self.epoch, step=self.step, epoch_losses=self.epoch_losses,
                             epoch_seconds=self.epoch_seconds, best_accuracy=self.best_accuracy, changes=self.changes,
@@ -196,8 +205,12 @@ class Trainer:
 
     def validate(self):
         """``val_way``-way one-shot accuracy on the validation classes (seeded episodes: the same every epoch;
-        with ``val_split="alphabets"``, each episode's classes from one alphabet)."""
+        with ``val_split="alphabets"``, each episode's classes from one alphabet); for the relatedness loss,
+        Pearson's r between the predicted and the gold scores of the validation pairs."""
         c, model = self.config, self.model
+        if self.relatedness:
+            predicted = model.pair_scores(self.val_set.sentences_a, self.val_set.sentences_b)
+            return pearson_r(predicted, self.val_set.scores)
         embeddings = backend.to_numpy(model.embed(self.val_set.items))
         score_fn = None if model.head is None else model.embedding_similarity  # None: the nearest prototype
         return n_way_k_shot_accuracy(embeddings, self.val_set.labels, n_way=c.val_way, k_shot=1,
@@ -221,12 +234,15 @@ class Trainer:
         """Whether ``patience`` epochs have passed without a better validation accuracy than the best one
         (Koch et al. 2015's early stop; read from the history, so a resumed run stops where it would have)."""
         c = self.config
-        accuracies = [row[f"val_{c.val_way}way_accuracy"] for row in self.history]
+        accuracies = [row[self.val_column] for row in self.history]
         return bool(c.patience and accuracies) and len(accuracies) - 1 - int(np.argmax(accuracies)) >= c.patience
 
     def calibrate(self):
         """Record in best.npz and last.npz the decision thresholds that ``tinysiam verify`` uses, measured on
-        validation pairs with each checkpoint's own weights (the equal-error point and false-accept rates)."""
+        validation pairs with each checkpoint's own weights (the equal-error point and false-accept rates).
+        A relatedness model predicts a score on its data's own scale instead: nothing to calibrate."""
+        if self.relatedness:
+            return
         for name in ("best.npz", "last.npz"):
             path = self.run.path / name
             model = self.model if name == "last.npz" else load_model(path, self.config.device)[0]
@@ -257,7 +273,7 @@ class Trainer:
                     raise TrainingInterrupted
         accuracy = self.validate()
         row = {"epoch": self.epoch + 1, "train_loss": float(np.mean(self.epoch_losses)),
-               f"val_{c.val_way}way_accuracy": accuracy, "seconds": round(self.epoch_seconds, 3)}
+               self.val_column: accuracy, "seconds": round(self.epoch_seconds, 3)}
         self.history.append(row)
         self.epoch, self.step, self.epoch_losses, self.epoch_seconds = self.epoch + 1, 0, [], 0.0
         if accuracy > self.best_accuracy:
@@ -268,8 +284,10 @@ class Trainer:
             self.save(f"epoch-{self.epoch:03d}.npz")
         self.run.write_history(self.history)
         if self.progress:
-            print(f"epoch {row['epoch']}/{c.epochs}: loss {row['train_loss']:.4f}, "
-                  f"val {c.val_way}-way one-shot {accuracy:.1%} ({row['seconds']:.1f} s)", flush=True)
+            validation = f"val Pearson's r {accuracy:.4f}" if self.relatedness else \
+                f"val {c.val_way}-way one-shot {accuracy:.1%}"
+            print(f"epoch {row['epoch']}/{c.epochs}: loss {row['train_loss']:.4f}, {validation} "
+                  f"({row['seconds']:.1f} s)", flush=True)
 
     @contextlib.contextmanager
     def _stop_on_signals(self):

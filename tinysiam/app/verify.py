@@ -9,7 +9,7 @@ import argparse
 
 from ..engine import backend
 from ..evaluation.calibration import far_key
-from .errors import UserError
+from .errors import UserError, blame
 from .presets import get_preset
 from .trained import INVERT_HELP, inverts, load_trained, read_image_files, score_meaning
 
@@ -34,9 +34,11 @@ def operating_point(calibration, far=None):
 def add_verify_parser(subparsers):
     p = subparsers.add_parser("verify", help="are two images of the same class? score, calibrated threshold, decision",
                               description="Prints the pair's score, the checkpoint's calibrated threshold and the "
-                                          "decision; exit status 0 for same, 1 for different, 2 for an error.")
-    p.add_argument("image_a", metavar="A", help="an image file")
-    p.add_argument("image_b", metavar="B", help="another image file")
+                                          "decision; exit status 0 for same, 1 for different, 2 for an error. With a "
+                                          "model of sentences, A and B are sentences and it prints their predicted "
+                                          "relatedness (exit status 0).")
+    p.add_argument("image_a", metavar="A", help="an image file (a sentence, for a model of sentences)")
+    p.add_argument("image_b", metavar="B", help="another image file (or sentence)")
     p.add_argument("--checkpoint", required=True, help="a trained checkpoint (best.npz) with a calibration")
     p.add_argument("--far", type=float, help="decide at this recorded false-accept rate (e.g. 0.01) instead of "
                                              "the equal-error threshold")
@@ -47,6 +49,8 @@ def add_verify_parser(subparsers):
 def run_verify(args, given=None):
     """``tinysiam verify``; ``given`` (training options) is unused: every command takes (args, given)."""
     model, config, meta = load_trained(args.checkpoint, args.device)
+    if model.vocabulary is not None:
+        return relatedness(model, args)
     calibration = meta.get("calibration")
     if calibration is None:
         raise UserError(f"--checkpoint {args.checkpoint} holds no calibration: {HOW_TO_CALIBRATE}")
@@ -63,3 +67,14 @@ def run_verify(args, given=None):
     print(f"threshold  {threshold:.4f}  ({how})")
     print(f"decision   {'same' if same else 'different'}")
     return 0 if same else 1
+
+
+def relatedness(model, args):
+    """``verify`` with a model of sentences: A and B are sentences; it prints their predicted relatedness."""
+    if args.far is not None:
+        raise UserError(f"--far {args.far}: a relatedness model predicts a score on its data's 1-5 scale; it has no "
+                        "calibrated false-accept rates")
+    with blame():  # a sentence without words is named
+        score = float(model.pair_scores([args.image_a], [args.image_b])[0])
+    print(f"relatedness  {score:.3f}  (predicted on SICK's scale: 1 = unrelated, 5 = the same meaning)")
+    return 0

@@ -11,13 +11,15 @@ from pathlib import Path
 from . import splits
 from .bundle import DEMO_BUNDLE
 
-ITEM_KINDS = ("images", "sequences")
+ITEM_KINDS = ("images", "sequences", "sentences")
 # how a model trained on a data set is tested at the end of training (and by `tinysiam eval`)
 TEST_PROTOCOLS = {
     "lake": "Lake's 20 runs, 20-way within-alphabet one-shot, next to MHD and raw pixels",
     "few-shot": "5- and 20-way, 1- and 5-shot episodes over the test classes, next to raw pixels",
     "held-out": "one-shot, verification and retrieval on held-out classes, next to raw pixels",
     "trajectories": "verification on held-out alphabets' pen trajectories, next to DTW and raw pixels",
+    "relatedness": "Pearson's r, Spearman's rho and the MSE of the predicted relatedness of the test pairs, next to "
+                   "TF-IDF, word-count and word-overlap baselines",
 }
 
 
@@ -25,8 +27,8 @@ TEST_PROTOCOLS = {
 class DataSet:
     name: str
     description: str  # what it is and how it is split, in one line
-    items: str  # "images" (N, 1, H, W) in [0, 1], or "sequences" (N, features, length)
-    native_size: tuple  # the items' size as published: (H, W); (features, None) for resampled trajectories
+    items: str  # "images" (N, 1, H, W) in [0, 1], "sequences" (N, features, length), or "sentences" (pairs of them)
+    native_size: tuple  # the items' size as published: (H, W); (features, None) for resampled trajectories; None
     test: str  # a key of TEST_PROTOCOLS
     split: Callable  # splits.*_split
     archives: tuple = ()  # the archives (or unpacked folders) looked for in the data folder; () = no data folder
@@ -81,6 +83,9 @@ DATA_SETS = {d.name: d for d in (
             archives=splits.OMNIGLOT_MINIMAL_ARCHIVES, inverted_ink=True, alphabets=True),
     DataSet("faces", "the AT&T faces: 30 subjects train (25) and validate (5), 10 test", "images", (112, 92),
             "held-out", splits.faces_split, archives=("att_faces",), all_classes=splits.faces_classes),
+    DataSet("sick", "SICK's sentence pairs (SemEval 2014 Task 1), each with a relatedness score from 1 to 5: its 4,500 "
+            "training pairs train, its 500 trial pairs validate, its 4,927 test pairs test", "sentences", None,
+            "relatedness", splits.sick_split, archives=("sick2014",)),
     DataSet("mnist", "MNIST idx files: digits 0-4 of the training file train (90%) and validate (10%), digits 5-9 "
             "of the test file test", "images", (28, 28), "held-out", splits.mnist_split),
 )}

@@ -44,6 +44,8 @@ class SickPairs:
     entailment: list
     source: str = ""  # the file read
 
+    item_name = "sentence pairs"  # what its items are, in messages
+
     def __len__(self):
         return len(self.pair_ids)
 

@@ -133,6 +133,15 @@ def mnist_split(data_set, size, seed, data_dir, val_split):
     return train, val, load_mnist(mnist_dir, "test", size=size).select_classes(np.arange(5, 10))
 
 
+def sick_split(data_set, size, seed, data_dir, val_split):
+    """SICK's own parts: (train, trial, test) ``SickPairs``; ``size`` and ``seed`` choose nothing here."""
+    from .sick import load_sick
+
+    folder = find_archives(data_root(data_dir), data_set.archives, f"--data {data_set.name}")[0]
+    pairs = load_sick(folder)
+    return pairs["train"], pairs["trial"], pairs["test"]
+
+
 def digits_classes(data_set, size, data_dir=None):
     """Every class of scikit-learn's digits at ``size``, for protocols that make their own folds."""
     from . import load_digits

@@ -16,7 +16,8 @@ from ..siamese.distances import clamped_norm, pairwise_distances, squared_norms
 
 BLOCK_PAIRS = 1 << 22  # query-item scores held at once by exact search (16 MiB of float32)
 # the scores of a model's learned head (its ``score_kind``), which scores every query-item pair itself
-LEARNED = {"koch_logit": "Koch's head (learned pair weights)", "relation_score": "a relation module"}
+LEARNED = {"koch_logit": "Koch's head (learned pair weights)", "relation_score": "a relation module",
+           "relatedness": "Tai et al.'s relatedness head"}
 
 
 # ----- exact search ---------------------------------------------------------------------------------

@@ -318,10 +318,7 @@ def kl_divergence_loss(logits, target, reduction="mean"):
     """KL divergence from ``target`` (N, K) distributions (rows >= 0 summing to 1, held constant) to
     softmax(``logits``) (N, K); see ``KLDivergenceLoss``. Tai et al. 2015's relatedness objective, with
     ``score_distribution`` giving the target."""
-    if not isinstance(logits, Tensor):
-        raise TypeError(f"kl_divergence_loss: logits must be a Tensor, got {type(logits).__name__}")
-    if logits.dtype.kind != "f":
-        raise TypeError(f"kl_divergence_loss: logits must be floating point, got dtype {logits.dtype}")
+    check_float_tensor("kl_divergence_loss", "logits", logits)
     if logits.ndim != 2 or logits.shape[0] == 0 or logits.shape[1] < 2:
         raise ValueError(f"kl_divergence_loss: logits must be (N, K) with N >= 1 and K >= 2, got {logits.shape}")
     check_finite("kl_divergence_loss", "logits", logits)
