@@ -8,7 +8,7 @@ DATA_DIR ?= ../shared/data
 RESULTS_RUNS := runs/results
 
 .PHONY: demo test test-slow lint gradcheck bench clean results-demo results-omniglot results-faces results-baselines \
-	results-digits results-tdnn results-losses curves
+	results-digits results-tdnn results-losses results-sick curves
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,14 @@ results-tdnn: $(STAMP)
 		--record tdnn-strokes
 	$(BIN)/tinysiam train --recipe omniglot-demo --data strokes-images --data-dir $(DATA_DIR) \
 		--out $(RESULTS_RUNS)/strokes-images --overwrite --record strokes-images
+
+# SICK relatedness (docs/sick.md): the sick recipe from three seeds, each tested once on the 4,927 test pairs
+SICK_SEEDS := 0 1 2
+results-sick: $(STAMP)
+	for seed in $(SICK_SEEDS); do \
+		$(BIN)/tinysiam train --recipe sick --seed $$seed --data-dir $(DATA_DIR) --out $(RESULTS_RUNS)/sick-seed$$seed \
+			--overwrite --record sick-seed$$seed || exit 1; \
+	done
 
 # every loss at the demo's budget (the demo's recipe with another --loss), tested on Lake's runs;
 # the triplet row is the demo itself (results-demo)
