@@ -40,6 +40,11 @@ def on(device, *arrays):
     return [to_device(a, device) for a in arrays]
 
 
+SICK = _data_root() / "sick2014"
+needs_sick = pytest.mark.skipif(not (SICK / "SICK_train.txt").is_file(),
+                                reason=f"the SICK release is not at {SICK} (set TINYSIAM_DATA; see ../shared/data/README.md)")
+
+
 def _needs(module, package, extra):
     """Skip a test where the optional ``module`` is not installed, saying which extra installs it."""
     return pytest.mark.skipif(importlib.util.find_spec(module) is None,

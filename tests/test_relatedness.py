@@ -2,7 +2,7 @@
 on SICK's test pairs."""
 import numpy as np
 import pytest
-from conftest import REPO, needs_sklearn
+from conftest import SICK, needs_sick, needs_sklearn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,9 +19,6 @@ from tinysiam.evaluation.relatedness import (
     spearman_rho,
 )
 
-SICK = REPO.parent / "shared" / "data" / "sick2014"
-needs_sick = pytest.mark.skipif(not (SICK / "SICK_train.txt").is_file(),
-                                reason=f"the SICK release is not at {SICK} (see ../shared/data/README.md)")
 scipy_stats = pytest.importorskip("scipy.stats", reason="needs scipy (pip install -e '.[data]')")
 
 values = st.lists(st.integers(0, 6), min_size=3, max_size=30)  # few levels: many ties

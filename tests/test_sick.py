@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import SICK, needs_sick
 
 from tinysiam.data.sick import (
     HEADER,
@@ -16,9 +16,6 @@ from tinysiam.data.sick import (
     tokenize,
 )
 
-SICK = REPO.parent / "shared" / "data" / "sick2014"
-needs_sick = pytest.mark.skipif(not (SICK / "SICK_train.txt").is_file(),
-                                reason=f"the SICK release is not at {SICK} (see ../shared/data/README.md)")
 GOOD_LINES = ["1\tA man is playing a guitar\tA person plays a guitar\t4.5\tENTAILMENT",
               "2\tA dog runs.\tNobody is cooking\t1.2\tNEUTRAL"]
 
