@@ -11,6 +11,12 @@ weights as a run never stopped, bit for bit on the CPU.
 Ctrl-C and SIGTERM never cut a step or a file write in half: they ask the loop to stop
 after the current step, which saves ``last.npz`` and raises ``TrainingInterrupted``.
 A second Ctrl-C interrupts at once (atomic writes still leave every file whole).
+
+A step reads nothing back from a GPU (a read would make Python wait for the device to
+finish its queued work): each step's loss stays on the device, and the losses are read
+together, and checked finite, every ``LOSS_READS_ON_GPU`` steps, at the end of an epoch
+and before a checkpoint. On the CPU a read costs nothing, so every loss is read and
+checked before its step moves any weight.
 """
 import contextlib
 import functools
@@ -47,8 +53,11 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 class NonFiniteLoss(UserError):
-    """The loss became NaN or Inf: the run is stopped before that step changes any weight."""
+    """The loss became NaN or Inf: the run stops at the next read of the losses (on the CPU, before that step
+    changes any weight)."""
 
+
+LOSS_READS_ON_GPU = 20  # steps between reads of the losses on a GPU (on the CPU: every step)
 
 # the config's per-layer lists, and the optimizer setting each one sets
 PER_LAYER = {"layer_lr_scale": "lr", "layer_momentum": "momentum", "layer_weight_decay": "weight_decay"}
@@ -136,6 +145,8 @@ class Trainer:
         self.history, self.changes, self.best_accuracy = [], [], -math.inf
         self.epoch, self.step = 0, 0  # where the next step is: epoch (from 0) and step within it
         self.epoch_losses, self.epoch_seconds = [], 0.0  # of the unfinished epoch
+        self.unread_losses = []  # (step, loss array) of the steps whose loss is still on the device
+        self.read_every = 1 if config.device == "cpu" else LOSS_READS_ON_GPU
         self.stop_requested = False
 
     # ----- checkpoints ---------------------------------------------------------------
@@ -183,25 +194,45 @@ class Trainer:
         return Tensor(backend.to_device(items, self.config.device))
 
     def train_step(self):
-        """One optimizer step on a fresh batch; returns the loss value (checked finite before any weight moves)."""
+        """One optimizer step on a fresh batch. Its loss joins the unread ones; once ``read_every`` have
+        gathered they are read (``read_losses``) before this step moves any weight."""
         try:
             loss = self.objective.loss(self.model, self.batch)
-            value = loss.item()
-            problem = None if math.isfinite(value) else f"the loss became {value}"
         except NonFiniteValues as error:  # the embeddings themselves: the weights have diverged
-            problem = f"a NaN or Inf reached the loss ({error})"
-        if problem:
-            last = self.run.path / "last.npz"
-            saved = f"{last} holds the last saved state" if last.exists() else "no checkpoint was saved yet"
-            raise NonFiniteLoss(
-                f"{problem} at epoch {self.epoch + 1}, step {self.step + 1}: training stopped before that step; "
-                f"{saved}. Lower --lr, or run with --detect-anomaly to find the operation that produced it")
+            self.stop_diverged(f"a NaN or Inf reached the loss ({error})", self.step)
+        self.unread_losses.append((self.step, loss.data))
+        if len(self.unread_losses) >= self.read_every:
+            self.read_losses()
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
         for schedule in self.schedules:
             schedule.step()
-        return value
+
+    def read_losses(self):
+        """Bring the unread losses to the host in one transfer and add them to the epoch's; a non-finite one
+        stops the run (``stop_diverged``)."""
+        if not self.unread_losses:
+            return
+        steps, arrays = zip(*self.unread_losses)
+        self.unread_losses = []
+        values = backend.to_numpy(backend.xp_of(arrays[0]).stack(arrays)).tolist()
+        for step, value in zip(steps, values):
+            if not math.isfinite(value):
+                self.stop_diverged(f"the loss became {value}", step)
+        self.epoch_losses.extend(values)
+
+    def stop_diverged(self, problem, step):
+        """Raise NonFiniteLoss for ``problem`` found at ``step`` of this epoch (from 0), saying how many steps
+        have moved the weights since (none on the CPU; on a GPU, up to ``read_every`` - 1)."""
+        last = self.run.path / "last.npz"
+        saved = f"{last} holds the last saved state" if last.exists() else "no checkpoint was saved yet"
+        moved = self.step - step  # steps whose update ran from that loss on
+        stopped = "before that step" if moved == 0 else \
+            f"{moved} steps later (losses are read every {self.read_every} steps): the weights in memory diverged"
+        raise NonFiniteLoss(f"{problem} at epoch {self.epoch + 1}, step {step + 1}: training stopped {stopped}; "
+                            f"{saved}. Lower --lr, or run with --detect-anomaly to find the operation that "
+                            "produced it")
 
     def validate(self):
         """``val_way``-way one-shot accuracy on the validation classes (seeded episodes: the same every epoch;
@@ -263,11 +294,14 @@ class Trainer:
         start = time.perf_counter() - self.epoch_seconds
         with bar:
             while self.step < c.steps_per_epoch:
-                self.epoch_losses.append(self.train_step())
+                self.train_step()
                 self.step += 1
+                if self.stop_requested or self.step == c.steps_per_epoch:
+                    self.read_losses()  # the epoch's losses complete, and its seconds include the device's work
                 self.epoch_seconds = time.perf_counter() - start
                 bar.update()
-                bar.set_postfix(loss=f"{np.mean(self.epoch_losses[-20:]):.4f}")
+                if self.epoch_losses:
+                    bar.set_postfix(loss=f"{np.mean(self.epoch_losses[-20:]):.4f}")
                 if self.stop_requested:
                     self.save("last.npz", interrupted=True)
                     raise TrainingInterrupted

@@ -17,7 +17,7 @@ ask for timing the candidates, like cuDNN's benchmark mode, or force one).
 docs/convolution.md explains them.
 """
 from . import conv_algorithms
-from .backend import xp_of
+from .backend import is_gpu_array, xp_of
 from .checks import check_conv_inputs, int_pair
 from .fftconv import Conv2dFFTOp
 from .layout import channel_first_zeros, zero_padded
@@ -161,7 +161,9 @@ class MaxPool2dOp(Function):
                 grad_view += g * winner
             else:  # each pixel is in one window: write, no need to read the zeros
                 xp.multiply(g, winner, out=grad_view)
-        if not taken.all():  # only a NaN window has no input equal to its output: its last NaN wins
+        # only a NaN window has no input equal to its output: its last NaN wins (on a GPU this pass always runs,
+        # finding nothing to add where there is no NaN: asking whether one is there would wait for the device)
+        if is_gpu_array(taken) or not taken.all():
             views = zip(self._window_views(self.x, self.out_size), self._window_views(grad_x, self.out_size))
             for x_view, grad_view in reversed(list(views)):
                 winner = xp.isnan(x_view) & ~taken

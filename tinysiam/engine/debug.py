@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import to_numpy, xp_of
+from .backend import is_gpu_array, to_numpy, xp_of
 from .tensor import observing
 
 
@@ -187,3 +187,9 @@ _anomaly_detectors = 0  # how many detect_anomaly() blocks are open
 def detecting_anomalies():
     """True inside ``detect_anomaly()``."""
     return _anomaly_detectors > 0
+
+
+def may_read(array):
+    """Whether a check may read ``array``'s values: always for a NumPy array; for a CuPy array only inside
+    ``detect_anomaly()``, since elsewhere each read would make Python wait for the GPU (a host sync)."""
+    return not is_gpu_array(array) or detecting_anomalies()

@@ -13,6 +13,7 @@ import numpy as np
 
 from .backend import xp_of
 from .checks import check_float_tensor, check_integer
+from .debug import may_read
 from .tensor import Function, Tensor
 
 
@@ -104,12 +105,13 @@ def _on_device_of(value, like):
 
 def check_ids(fn, ids, vocab_size, like):
     """``ids`` as an integer Tensor (on ``like``'s device unless already a Tensor); ValueError naming ``ids``
-    and the offending value if they are not integers or lie outside [0, vocab_size)."""
+    and the offending value if they are not integers or lie outside [0, vocab_size) (the range is checked
+    where ``may_read`` allows: on a GPU, inside ``detect_anomaly()``)."""
     data = _on_device_of(ids, like)
     if data.dtype.kind not in "iu":
         shown = data.reshape(-1)[:3].tolist()
         raise ValueError(f"{fn}: ids must be integers, got dtype {data.dtype} (values like {shown})")
-    if data.size:
+    if data.size and may_read(data):
         low, high = int(data.min()), int(data.max())
         if low < 0 or high >= vocab_size:
             bad = low if low < 0 else high
@@ -123,6 +125,7 @@ def sequence_mask(mask, n, length, fn="sequence_mask", like=None):
     """(N, L) booleans from a boolean mask of that shape or from (N,) integer lengths in [1, L].
 
     A sequence without any valid step (all padded, or length 0) is refused: it has no mean and no maximum.
+    The values are checked where ``may_read`` allows (on a GPU, inside ``detect_anomaly()``).
     """
     data = _on_device_of(mask, like) if like is not None else (mask.data if isinstance(mask, Tensor) else
                                                                 np.asarray(mask))
@@ -134,14 +137,14 @@ def sequence_mask(mask, n, length, fn="sequence_mask", like=None):
     elif data.dtype.kind in "iu":
         if data.shape != (n,):
             raise ValueError(f"{fn}: lengths must have shape ({n},) (one per sequence of x), got {data.shape}")
-        if bool((data > length).any()):
+        if may_read(data) and bool((data > length).any()):
             i = int((data > length).argmax())
             raise ValueError(f"{fn}: lengths[{i}] is {int(data[i])}, more than the {length} steps of x")
         empty = data <= 0
         data = xp.arange(length) < data[:, None]
     else:
         raise ValueError(f"{fn}: mask must be (N, L) booleans or (N,) integer lengths, got dtype {data.dtype}")
-    if bool(empty.any()):
+    if may_read(data) and bool(empty.any()):
         i = int(empty.argmax())
         raise ValueError(f"{fn}: sequence {i} has no valid step (all {length} of its steps are padding); "
                          "every sequence needs at least one")

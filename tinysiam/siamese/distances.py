@@ -13,9 +13,9 @@ sets of rows (raw arrays, no gradient): for mining, search and evaluation.
 """
 import numpy as np
 
-from ..engine.backend import is_gpu_array, xp_of
+from ..engine.backend import xp_of
 from ..engine.checks import check_tensor
-from ..engine.debug import detecting_anomalies
+from ..engine.debug import may_read
 from ..engine.tensor import Function
 
 NORM_EPS = 1e-8  # smallest norm cosine (and NT-Xent) divides by
@@ -131,9 +131,7 @@ def check_finite(caller, name, t):
     This reads the values, which on a GPU means waiting for it to finish every step,
     so on CuPy arrays it runs only inside ``tinysiam.engine.detect_anomaly()``.
     """
-    if is_gpu_array(t.data) and not detecting_anomalies():
-        return
-    if not np.isfinite(t.data).all():
+    if may_read(t.data) and not np.isfinite(t.data).all():
         raise NonFiniteValues(f"{caller}: {name} contains NaN or Inf")
 
 

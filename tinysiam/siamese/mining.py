@@ -3,14 +3,17 @@
 Samplers draw indices into a labelled data set. Miners look at a batch of
 embeddings (an array or a Tensor; no gradient flows through the choice) and
 its class labels, and return index arrays ``(anchor, positive, negative)``
-into that batch; index the embedding tensor with them and pass the rows to
-``triplet_loss``. Everything works on whole index arrays (no loop over pairs).
+into that batch, on the embeddings' device; index the embedding tensor with them
+and pass the rows to ``triplet_loss``. Everything works on whole index arrays
+(no loop over pairs), and nothing is read back from a GPU: which rows are anchors
+depends on the labels alone, the hardest partners are argmax/argmin on the device.
 """
 
 import numpy as np
 
-from ..engine.backend import to_numpy
+from ..engine.backend import to_numpy, xp_of
 from ..engine.checks import check_integer, check_number
+from ..engine.debug import may_read
 from ..engine.tensor import Tensor
 from .distances import pairwise_distances
 
@@ -112,14 +115,15 @@ class TripletSampler:
 
 
 def _batch(embeddings, labels, metric):
-    """The (B, B) distance matrix of a batch, and its positive and negative masks."""
+    """The (B, B) distance matrix of a batch, on the embeddings' device, and its positive and negative masks,
+    NumPy arrays made from the labels alone: the miners then read no value back from a GPU."""
     embeddings = embeddings.data if isinstance(embeddings, Tensor) else embeddings
     labels = to_numpy(labels)
     if labels.ndim != 1 or embeddings.ndim != 2 or embeddings.shape[0] != len(labels):
         raise ValueError(f"embeddings must be (B, D) with one row per label; got embeddings of shape "
                          f"{embeddings.shape} and labels of shape {labels.shape}")
-    d = to_numpy(pairwise_distances(embeddings, embeddings, metric))
-    if np.isnan(d).any():
+    d = pairwise_distances(embeddings, embeddings, metric)
+    if may_read(d) and xp_of(d).isnan(d).any():
         raise ValueError("embeddings contain NaN")
     return (d,) + _masks(labels)
 
@@ -158,10 +162,12 @@ def batch_hard_triplets(embeddings, labels, metric="l2"):
     Every item whose class has another item in the batch is an anchor. Ties go to the lower index.
     """
     d, positive, negative = _batch(embeddings, labels, metric)
+    xp = xp_of(d)
     anchors = np.flatnonzero(positive.any(axis=1))
-    hardest_positive = np.argmax(np.where(positive, d, -np.inf)[anchors], axis=1)
-    hardest_negative = np.argmin(np.where(negative, d, np.inf)[anchors], axis=1)
-    return anchors, hardest_positive, hardest_negative
+    d, positive, negative = d[anchors], xp.asarray(positive[anchors]), xp.asarray(negative[anchors])
+    hardest_positive = xp.where(positive, d, -xp.inf).argmax(axis=1)
+    hardest_negative = xp.where(negative, d, xp.inf).argmin(axis=1)
+    return xp.asarray(anchors), hardest_positive, hardest_negative
 
 
 def semi_hard_triplets(embeddings, labels, margin=1.0, metric="l2"):
@@ -177,10 +183,11 @@ def semi_hard_triplets(embeddings, labels, margin=1.0, metric="l2"):
     """
     check_number("margin", margin, low=0, low_included=False)
     d, positive, negative = _batch(embeddings, labels, metric)
+    xp = xp_of(d)
     anchor, pos = np.nonzero(positive)  # every ordered (anchor, positive) pair
-    d_ap, d_an, is_negative = d[anchor, pos][:, None], d[anchor], negative[anchor]  # (pairs, 1), (pairs, B)
+    d_ap, d_an, is_negative = d[anchor, pos][:, None], d[anchor], xp.asarray(negative[anchor])  # (pairs, 1), (pairs, B)
     in_band = is_negative & (d_an > d_ap) & (d_an < d_ap + margin)
-    nearest_in_band = np.argmin(np.where(in_band, d_an, np.inf), axis=1)
-    outside_by = np.maximum(d_ap - d_an, d_an - (d_ap + margin))  # how far a negative lies outside the band
-    closest_to_band = np.argmin(np.where(is_negative, outside_by, np.inf), axis=1)
-    return anchor, pos, np.where(in_band.any(axis=1), nearest_in_band, closest_to_band)
+    nearest_in_band = xp.where(in_band, d_an, xp.inf).argmin(axis=1)
+    outside_by = xp.maximum(d_ap - d_an, d_an - (d_ap + margin))  # how far a negative lies outside the band
+    closest_to_band = xp.where(is_negative, outside_by, xp.inf).argmin(axis=1)
+    return xp.asarray(anchor), xp.asarray(pos), xp.where(in_band.any(axis=1), nearest_in_band, closest_to_band)
