@@ -42,7 +42,7 @@ def on(device, *arrays):
 
 SICK = _data_root() / "sick2014"
 needs_sick = pytest.mark.skipif(not (SICK / "SICK_train.txt").is_file(),
-                                reason=f"the SICK release is not at {SICK} (set TINYSIAM_DATA; see ../shared/data/README.md)")
+                                reason=f"the SICK release is not at {SICK} (set TINYSIAM_DATA to the data folder)")
 
 
 def _needs(module, package, extra):
