@@ -38,7 +38,8 @@ clean:
 # the benchmarks need the peers: PyTorch and DeZero (see benchmarks/README.md)
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'
-	$(BIN)/python benchmarks/run.py --json benchmarks/results/cpu.json --markdown benchmarks/results/cpu.md
+	$(BIN)/tinysiam bench --threads 2 --repeat 7 --warmup 2 --profile --json benchmarks/results/cpu.json \
+		--markdown benchmarks/results/cpu.md --results benchmarks/RESULTS.md
 
 # The README's results table, one target per row: each trains and tests from scratch (on 2 CPU cores:
 # minutes to half an hour) and writes its record, results/NAME.json (command, commit, seconds, metrics)

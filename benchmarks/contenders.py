@@ -32,16 +32,24 @@ def _mined(embeddings, labels):
     return batch_hard_triplets(embeddings, labels)
 
 
+def _epoch_set(bench):
+    """The epoch benchmark's training set, as ``tinysiam train`` holds it."""
+    from tinysiam.data import LabelledImages
+
+    images, labels = epoch_data(bench)
+    return LabelledImages(images, labels, [str(c) for c in range(bench.settings["classes"])])
+
+
 def _epoch_batches(bench, rng):
     """The training loop's batches: class-balanced indices, then Koch's affine augmentation, both drawn from rng."""
     from tinysiam.app.objectives import BatchHardTripletObjective
     from tinysiam.data import affine_augment
 
-    images, labels = epoch_data(bench)
-    sampler = BatchHardTripletObjective(_epoch_config(bench, "cpu"), labels, rng)
+    train = _epoch_set(bench)
+    sampler = BatchHardTripletObjective(_epoch_config(bench, "cpu"), train, rng)
     for _ in range(bench.settings["steps"]):
         index = sampler.class_balanced_batch()
-        yield affine_augment(images[index], rng), labels[index]
+        yield affine_augment(train.images[index], rng), train.labels[index]
 
 
 def _epoch_config(bench, device):
@@ -67,11 +75,12 @@ def training_step(loss, zero_grad, update):
 
 
 class TinysiamContender:
+    """tinysiam as a library: the user's own loop over the public API, the process's allocator untouched."""
+
     def __init__(self, device, tf32=False):
         from tinysiam import backend
 
         self.device = backend.check_device(device)  # RuntimeError when there is no GPU: reported, column skipped
-        backend.reuse_freed_memory()  # as the command line does; the peers keep their stock allocators
         self.reported = set()
 
     def constant(self, array):
@@ -131,10 +140,9 @@ class TinysiamContender:
     def epoch(self, bench):
         """``tinysiam train``'s own loop: ``Trainer.train_step`` (sampling, augmentation, step); no validation."""
         from tinysiam.app import objectives, training
-        from tinysiam.data import LabelledImages, affine_augment
+        from tinysiam.data import affine_augment
 
-        images, labels = epoch_data(bench)
-        data = LabelledImages(images, labels, [str(c) for c in range(bench.settings["classes"])])
+        data = _epoch_set(bench)
         trainer = training.Trainer(_epoch_config(bench, self.device), data, data, run=None, augment_fn=affine_augment,
                                    progress=False)
 
@@ -502,6 +510,24 @@ class DezeroContender:
         return _cupy_pool_mb() if self.device == "gpu" else None
 
 
-FRAMEWORKS = {"tinysiam": TinysiamContender, "torch": TorchContender, "dezero": DezeroContender}
+class TinysiamRetunedContender(TinysiamContender):
+    """The same training steps and epoch after ``backend.reuse_freed_memory()``: what retuning glibc still adds."""
+
+    def __init__(self, device, tf32=False):
+        from tinysiam import backend
+
+        if device != "cpu":
+            raise RuntimeError("glibc's allocator holds no GPU memory")
+        super().__init__(device, tf32)
+        if not backend.reuse_freed_memory():
+            raise RuntimeError("reuse_freed_memory() declined: not glibc on Linux, or TINYSIAM_MALLOC_TUNING=0")
+
+    def op(self, bench, leaves, same):
+        raise NotMeasured("training steps and the epoch only")
+
+
+FRAMEWORKS = {"tinysiam": TinysiamContender, "tinysiam_retuned": TinysiamRetunedContender, "torch": TorchContender,
+              "dezero": DezeroContender}
 CONTENDERS = tuple(FRAMEWORKS)
-TITLES = {"tinysiam": "tinysiam", "torch": "PyTorch", "dezero": "DeZero"}
+TITLES = {"tinysiam": "tinysiam", "tinysiam_retuned": "tinysiam, retuned malloc", "torch": "PyTorch",
+          "dezero": "DeZero"}

@@ -36,8 +36,9 @@ from measurement import (  # noqa: E402
     worker_main,
 )
 from nets import benchmarks  # noqa: E402
-from report import duration, markdown, summarise  # noqa: E402
+from report import BEGIN, END, duration, markdown, spliced, summarise  # noqa: E402
 
+from tinysiam.app.records import git_state, portable  # noqa: E402
 from tinysiam.engine.checks import integer_problem  # noqa: E402
 from tinysiam.serialization import write_text_atomic  # noqa: E402
 
@@ -55,6 +56,8 @@ def build_parser():
     parser.add_argument("--profile", action="store_true", help="add a per-op profile of tinysiam's steps and epoch")
     parser.add_argument("--json", metavar="PATH", help="write the full report here")
     parser.add_argument("--markdown", metavar="PATH", help="write the tables here")
+    parser.add_argument("--results", metavar="PATH", help="put the tables, headings one level down, between the "
+                        f"markers {BEGIN!r} and {END!r} of this page (benchmarks/RESULTS.md)")
     parser.add_argument("--worker", choices=CONTENDERS, help=argparse.SUPPRESS)  # internal: serve one contender
     return parser
 
@@ -80,10 +83,15 @@ def main(argv=None):
         if problem:
             print(f"tinysiam bench: error: --{option} {problem}", file=sys.stderr)
             return 2
+    if args.results:  # a page that cannot take the tables fails now, not after the runs
+        try:
+            spliced(Path(args.results).read_text(), "")
+        except OSError as e:
+            parser.error(f"--results: {e}")
     repeat, warmup, settle = (1, 0, 0) if args.smoke else (args.repeat, args.warmup, SETTLE_SECONDS)
     load_at_start = load_average()
-    report = {"command": "tinysiam bench " + shlex.join(argv),
-              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    report = {"command": "tinysiam bench " + shlex.join(portable(argv)),  # paths relative to the checkout
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "git": git_state(),
               "machine": machine_info(args.threads, args.device), "device": args.device, "tf32": args.tf32,
               "threads": args.threads, "repeat": repeat, "warmup": warmup, "smoke": args.smoke,
               "settle_s": settle, "contenders": contenders, "skipped": {}, "benchmarks": [],
@@ -114,6 +122,8 @@ def main(argv=None):
         write_text_atomic(args.json, json.dumps(report, indent=1))
     if args.markdown:
         write_text_atomic(args.markdown, text)
+    if args.results:
+        write_text_atomic(args.results, spliced(Path(args.results).read_text(), text))
     print("\n" + text)
     return 0
 

@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import statistics
 import sys
 import tempfile
@@ -42,6 +43,7 @@ import numpy as np
 from tinysiam import nn
 from tinysiam.app import image_index
 from tinysiam.app.presets import get_preset
+from tinysiam.app.records import portable
 from tinysiam.app.trained import load_trained
 from tinysiam.data.registry import load_split
 from tinysiam.engine.backend import to_numpy
@@ -240,7 +242,7 @@ def evaluate(data, checkpoint, args):
         raise SystemExit(f"--{data} {checkpoint} was trained on {config.data}")
     val, held_out = split(config, args.data_dir)
     start = time.perf_counter()
-    entry = {"data": data, "checkpoint": checkpoint, "preset": config.preset, "loss": config.loss,
+    entry = {"data": data, "checkpoint": portable(checkpoint), "preset": config.preset, "loss": config.loss,
              "held_out": "test subjects" if held_out is not val else "validation characters",
              "search": retrieval.retrieval_quality(model, held_out.images, held_out.labels, KS)}
     if data == "faces":
@@ -332,7 +334,7 @@ def main(argv=None):
         p.add_argument("--markdown")
     args = parser.parse_args(argv)
     report, markdown = {"scale": run_scale, "held-out": run_held_out}[args.benchmark](args)
-    report["command"] = " ".join(["python benchmarks/search.py", *argv])
+    report["command"] = shlex.join(["python", "benchmarks/search.py", *portable(argv)])  # relative paths
     text = markdown(report)
     print(text)
     if args.json:

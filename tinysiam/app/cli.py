@@ -252,7 +252,6 @@ def main(argv=None):
     # lists (the per-layer options) as tuples, as the config and its recipes hold them
     given = {name: tuple(value) if isinstance(value, list) else value for name, value in vars(args).items()
              if name in TRAINING_OPTIONS}
-    backend.reuse_freed_memory()  # training allocates the same large temporaries every step
     commands = {"demo": cmd_demo, "train": cmd_train, "eval": cmd_eval, "verify": run_verify,
                 "index": run_index, "search": run_search, "folds": cmd_folds}
     try:

@@ -62,14 +62,14 @@ def to_numpy(array):
 def reuse_freed_memory():
     """Ask glibc's malloc to keep large freed blocks for reuse instead of unmapping them.
 
-    A training step allocates the same large temporaries (im2col columns, their
-    gradients) every time. By default glibc returns blocks above 128 KiB to the
-    OS on free, so each step pays a page fault per 4 KiB of fresh memory; on the
-    project's 2-core machine that made the mini Siamese step 3x slower (39 ms
-    with it, 154 ms without). It changes the whole process, so importing
-    tinysiam never calls it: the command line and the benchmarks do, and so
-    may your own training script. TINYSIAM_MALLOC_TUNING=0 turns it off.
-    Does nothing outside Linux/glibc. Returns True when applied.
+    By default glibc returns blocks above 128 KiB to the OS on free, so memory
+    allocated afresh every step costs a page fault per 4 KiB. The engine's ops
+    reuse their own large arrays (``workspace.py``), so training does not need
+    this; what it still adds, for the arrays other code allocates (SciPy's FFT
+    outputs, for one), is the benchmarks' "retuned malloc" column. It changes
+    the whole process, so tinysiam never calls it: a script may opt in.
+    TINYSIAM_MALLOC_TUNING=0 turns it off. Does nothing outside Linux/glibc.
+    Returns True when applied.
     """
     import ctypes
     import os

@@ -16,7 +16,7 @@ layer by its shape (``conv_algorithms.py``, where ``set_algorithm`` can also
 ask for timing the candidates, like cuDNN's benchmark mode, or force one).
 docs/convolution.md explains them.
 """
-from . import conv_algorithms
+from . import conv_algorithms, workspace
 from .backend import is_gpu_array, xp_of
 from .checks import check_conv_inputs, int_pair
 from .fftconv import Conv2dFFTOp
@@ -31,16 +31,19 @@ def im2col(x, kernel, stride):
     """Columns of every kernel window: (C*KH*KW, N*OH*OW) for x (N, C, H, W).
 
     A strided view picks each window without copying; one explicit copy then
-    lays the columns out for the matrix product. (``ascontiguousarray`` before the
-    reshape: NumPy's reshape of such a view copies element by element, 10x slower.)
+    lays the columns out for the matrix product. (A copy into a contiguous array
+    before the reshape: NumPy's reshape of such a view copies element by element,
+    10x slower.)
     """
     (kh, kw), (sh, sw) = kernel, stride
     n, c, h, w = x.shape
     oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
     s_n, s_c, s_h, s_w = x.strides
-    windows = xp_of(x).lib.stride_tricks.as_strided(
-        x, shape=(c, kh, kw, n, oh, ow), strides=(s_c, s_h, s_w, s_n, s_h * sh, s_w * sw))
-    return xp_of(x).ascontiguousarray(windows).reshape(c * kh * kw, n * oh * ow)
+    shape = (c, kh, kw, n, oh, ow)
+    windows = xp_of(x).lib.stride_tricks.as_strided(x, shape=shape, strides=(s_c, s_h, s_w, s_n, s_h * sh, s_w * sw))
+    cols = workspace.empty(xp_of(x), shape, x.dtype)
+    cols[...] = windows
+    return cols.reshape(c * kh * kw, n * oh * ow)
 
 
 def col2im_add(grad_x, cols, kernel, stride, out_size):
@@ -76,11 +79,11 @@ class Conv2dIm2colOp(Function):
         self.out_size = ((h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1)
         self.weight, self.has_bias = weight, bias is not None
         w2 = weight.reshape(oc, -1)
-        out = xp.empty((oc, n) + self.out_size, dtype=x.dtype)
+        out = workspace.empty(xp, (oc, n) + self.out_size, x.dtype)
         slices = self._batch_slices(n, c)
         for lo, hi in slices:
             cols = im2col(self.padded[lo:hi], self.kernel, self.stride)
-            out[:, lo:hi] = (w2 @ cols).reshape(oc, hi - lo, *self.out_size)
+            xp.matmul(w2, cols, out=out[:, lo:hi].reshape(oc, -1))  # a view: each channel's rows are contiguous
         # keep the columns for backward when they fit the budget; else backward rebuilds them slice by slice
         self.cols = cols if len(slices) == 1 else None
         if bias is not None:
@@ -101,7 +104,7 @@ class Conv2dIm2colOp(Function):
             cols = self.cols if self.cols is not None else im2col(self.padded[lo:hi], self.kernel, self.stride)
             grad_w += g2 @ cols.T
             if want_x:
-                col2im_add(grad_padded[lo:hi], w2.T @ g2, self.kernel, self.stride, self.out_size)
+                col2im_add(grad_padded[lo:hi], workspace.matmul(w2.T, g2), self.kernel, self.stride, self.out_size)
         (ph, pw), (hp, wp) = self.padding, self.padded.shape[2:]
         grad_x = grad_padded[:, :, ph:hp - ph, pw:wp - pw] if want_x else None  # the padding's gradient is dropped
         grad_w = grad_w.reshape(self.weight.shape)
@@ -142,7 +145,9 @@ class MaxPool2dOp(Function):
         self.out_size = ((x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1)
         # element-wise maxima of the KH*KW offset views (NaN propagates): no reshape, no copy of the windows
         views = self._window_views(x, self.out_size)
-        self.out = next(views).copy(order="K")
+        first = next(views)
+        self.out = workspace.empty_like(first)
+        self.out[...] = first
         for view in views:
             xp.maximum(self.out, view, out=self.out)
         return self.out
@@ -151,10 +156,12 @@ class MaxPool2dOp(Function):
         xp = xp_of(g)
         grad_x = channel_first_zeros(xp, self.x.shape, g.dtype)
         overlapping = self.stride[0] < self.kernel[0] or self.stride[1] < self.kernel[1]
-        taken = xp.zeros(self.out.shape, dtype=bool)  # windows whose input was already chosen
+        taken = workspace.empty_like(self.out, bool)  # windows whose input was already chosen
+        taken.fill(False)
+        winner = workspace.empty_like(self.out, bool)
         views = zip(self._window_views(self.x, self.out_size), self._window_views(grad_x, self.out_size))
         for x_view, grad_view in views:
-            winner = x_view == self.out
+            xp.equal(x_view, self.out, out=winner)
             xp.greater(winner, taken, out=winner)  # winner and not taken
             taken |= winner
             if overlapping:  # a pixel in two windows collects from both

@@ -23,6 +23,7 @@ import os
 
 import numpy as np
 
+from . import workspace
 from .backend import xp_of
 from .tensor import Function
 
@@ -73,7 +74,7 @@ def _slices(n, bytes_each):
 def _spatial_first(a, size, offset):
     """a (N, C, H, W) copied into zeros of shape (FH, FW, C, N) = ``size`` + (C, N), at offset (top, left)."""
     (n, c, h, w), (top, left) = a.shape, offset
-    spatial = xp_of(a).zeros(tuple(size) + (c, n), dtype=a.dtype)
+    spatial = workspace.zeros(xp_of(a), tuple(size) + (c, n), a.dtype)
     spatial[top:top + h, left:left + w] = a.transpose(2, 3, 1, 0)
     return spatial
 
@@ -111,12 +112,12 @@ class Conv2dFFTOp(Function):
         # the kernel zero-padded to (FH, FW): transform its KH rows along W first, then along H
         w_f = fft.fft(fft.rfft(weight.transpose(2, 3, 0, 1), n=fw, axis=1), n=fh, axis=0)
         self.w_conj = xp.conjugate(w_f, out=w_f)  # correlation, not convolution: conj(W)
-        self.x_f = xp.empty(w_f.shape[:2] + (c, n), dtype=w_f.dtype)  # (FH, FW//2+1, C, N)
+        self.x_f = workspace.empty(xp, w_f.shape[:2] + (c, n), w_f.dtype)  # (FH, FW//2+1, C, N)
         freqs = w_f.shape[0] * w_f.shape[1]
-        out = xp.empty((oc, n, oh, ow), dtype=x.dtype)
+        out = workspace.empty(xp, (oc, n, oh, ow), x.dtype)
         for batch in _slices(n, freqs * max(c, oc) * w_f.itemsize):
             self.x_f[..., batch] = fft.rfftn(_spatial_first(x[batch], self.size, (ph, pw)), axes=(0, 1))
-            y_f = self.w_conj.reshape(freqs, oc, c) @ self.x_f.reshape(freqs, c, n)[..., batch]
+            y_f = workspace.matmul(self.w_conj.reshape(freqs, oc, c), self.x_f.reshape(freqs, c, n)[..., batch])
             y = fft.irfftn(y_f.reshape(fh, -1, oc, y_f.shape[-1]), s=self.size, axes=(0, 1))
             _to_channel_first(y[:oh, :ow], out[:, batch])
         if bias is not None:
@@ -128,7 +129,7 @@ class Conv2dFFTOp(Function):
         (ph, pw), (n, c, h, w), (kh, kw) = self.padding, self.x_shape, self.kernel
         fh, fw = self.size
         oc, freqs, itemsize = self.w_conj.shape[2], self.x_f.shape[0] * self.x_f.shape[1], self.x_f.itemsize
-        g_conj = xp.empty(self.x_f.shape[:2] + (oc, n), dtype=self.x_f.dtype)  # conj(dY), (FH, FW//2+1, OC, N)
+        g_conj = workspace.empty(xp, self.x_f.shape[:2] + (oc, n), self.x_f.dtype)  # conj(dY), (FH, FW//2+1, OC, N)
         for batch in _slices(n, freqs * oc * itemsize):  # zero beyond the outputs: they got no gradient
             g_conj[..., batch] = fft.rfftn(_spatial_first(g[batch], self.size, (0, 0)), axes=(0, 1))
         xp.conjugate(g_conj, out=g_conj)
@@ -136,16 +137,16 @@ class Conv2dFFTOp(Function):
         # product with those rows of the inverse DFT matrix, summed over slices of the H frequencies)
         inverse_rows, rows = _first_inverse_rows(g_conj, fh, kh), 0
         for part in _slices(fh, self.x_f.shape[1] * oc * c * itemsize):
-            grad_w_f = g_conj[part] @ self.x_f[part].swapaxes(-1, -2)  # (part, FW//2+1, OC, C)
+            grad_w_f = workspace.matmul(g_conj[part], self.x_f[part].swapaxes(-1, -2))  # (part, FW//2+1, OC, C)
             rows = rows + inverse_rows[:, part] @ grad_w_f.reshape(grad_w_f.shape[0], -1)
         grad_w = fft.irfft(rows.reshape(kh, -1, oc, c), n=fw, axis=1)[:, :kw]  # then the inverse along W
         grad_w = grad_w.transpose(2, 3, 0, 1).astype(g.dtype, copy=False)
         grad_x = None
         if self.needs_grad(0):  # not for the first layer: images need no gradient
-            grad_x = xp.empty((c, n, h, w), dtype=g.dtype)
+            grad_x = workspace.empty(xp, (c, n, h, w), g.dtype)
             w_t = self.w_conj.reshape(freqs, oc, c).swapaxes(-1, -2)
             for batch in _slices(n, freqs * max(c, oc) * itemsize):
-                grad_x_f = w_t @ g_conj.reshape(freqs, oc, n)[..., batch]
+                grad_x_f = workspace.matmul(w_t, g_conj.reshape(freqs, oc, n)[..., batch])
                 xp.conjugate(grad_x_f, out=grad_x_f)
                 spatial = fft.irfftn(grad_x_f.reshape(fh, -1, c, grad_x_f.shape[-1]), s=self.size, axes=(0, 1))
                 _to_channel_first(spatial[ph:ph + h, pw:pw + w], grad_x[:, batch])

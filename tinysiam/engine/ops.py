@@ -10,6 +10,7 @@ import operator
 
 import numpy as np
 
+from . import workspace
 from .backend import xp_of
 from .pytorch_habits import no_attribute, numpy_names, transpose_problem
 from .tensor import Function, Tensor
@@ -431,11 +432,12 @@ def abs(x):
 
 class ReLU(Function):
     def forward(self, x):
-        self.positive = x > 0
-        return xp_of(x).maximum(x, 0)  # not x * positive: that gives -inf * 0 = nan
+        xp = xp_of(x)
+        self.positive = xp.greater(x, 0, out=workspace.empty_like(x, bool))
+        return xp.maximum(x, 0, out=workspace.empty_like(x))  # not x * positive: that gives -inf * 0 = nan
 
     def backward(self, g):  # d relu(x)/dx = 1 if x > 0 else 0
-        return g * self.positive
+        return xp_of(g).multiply(g, self.positive, out=workspace.empty_like(g))
 
 
 def relu(x):

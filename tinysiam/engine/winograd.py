@@ -20,6 +20,7 @@ of each step, last step first. docs/convolution.md derives it all.
 """
 import numpy as np
 
+from . import workspace
 from .backend import xp_of
 from .layout import zero_padded
 from .tensor import Function
@@ -51,11 +52,14 @@ class Conv2dWinogradOp(Function):
         s_n, s_c, s_h, s_w = padded.strides
         # d[a, b, c, n, ty, tx] = padded[n, c, 2 ty + a, 2 tx + b]: the 4x4 tiles, 2 apart
         d = xp.lib.stride_tricks.as_strided(padded, (4, 4, c, n, th, tw), (s_h, s_w, s_c, s_n, 2 * s_h, 2 * s_w))
-        self.v = (_on(INPUT, x) @ xp.ascontiguousarray(d).reshape(16, -1)).reshape(16, c, -1)  # B^T d B
+        tiles = workspace.empty(xp, d.shape, x.dtype)
+        tiles[...] = d
+        self.v = workspace.matmul(_on(INPUT, x), tiles.reshape(16, -1)).reshape(16, c, -1)  # B^T d B
+        del tiles  # back to the workspace: m, of the same size when OC = C, takes its memory
         self.u = (_on(FILTER, x) @ weight.reshape(oc * c, 9).T).reshape(16, oc, c)  # G g G^T
-        m = self.u @ self.v  # the 16 products, summed over c: (16, OC, N*TH*TW)
-        y = (_on(OUTPUT, x) @ m.reshape(16, -1)).reshape(2, 2, oc, n, th, tw)  # A^T M A
-        out = xp.empty((oc, n, oh, ow), dtype=x.dtype)
+        m = workspace.matmul(self.u, self.v)  # the 16 products, summed over c: (16, OC, N*TH*TW)
+        y = workspace.matmul(_on(OUTPUT, x), m.reshape(16, -1)).reshape(2, 2, oc, n, th, tw)  # A^T M A
+        out = workspace.empty(xp, (oc, n, oh, ow), x.dtype)
         for a in range(2):
             for b in range(2):  # output pixel (2 ty + a, 2 tx + b)
                 out[:, :, a::2, b::2] = y[a, b, :, :, :(oh - a + 1) // 2, :(ow - b + 1) // 2]
@@ -68,18 +72,19 @@ class Conv2dWinogradOp(Function):
         (ph, pw), (n, c, h, w), (oh, ow), (th, tw) = self.padding, self.x_shape, self.out_size, self.tiles
         oc = self.u.shape[1]
         g = g.transpose(1, 0, 2, 3)  # (OC, N, OH, OW): free for outputs of this op
-        g_tiles = xp.zeros((2, 2, oc, n, th, tw), dtype=g.dtype)  # the dropped row/column gets no gradient
+        g_tiles = workspace.zeros(xp, (2, 2, oc, n, th, tw), g.dtype)  # the dropped row/column gets no gradient
         for a in range(2):
             for b in range(2):
                 g_tiles[a, b, :, :, :(oh - a + 1) // 2, :(ow - b + 1) // 2] = g[:, :, a::2, b::2]
-        grad_m = (_on(OUTPUT.T, g) @ g_tiles.reshape(4, -1)).reshape(16, oc, -1)  # through Y = A^T M A
+        grad_m = workspace.matmul(_on(OUTPUT.T, g), g_tiles.reshape(4, -1)).reshape(16, oc, -1)  # through Y = A^T M A
         grad_u = grad_m @ self.v.transpose(0, 2, 1)  # through M = U V
         grad_w = (_on(FILTER.T, g) @ grad_u.reshape(16, -1)).reshape(3, 3, oc, c).transpose(2, 3, 0, 1)
         grad_x = None
         if self.needs_grad(0):  # not for the first layer: images need no gradient
-            grad_v = self.u.transpose(0, 2, 1) @ grad_m
-            grad_d = (_on(INPUT.T, g) @ grad_v.reshape(16, -1)).reshape(4, 4, c, n, th, tw)
-            grad_padded = xp.zeros((c, n, 2 * th + 2, 2 * tw + 2), dtype=g.dtype)  # channel-first
+            grad_v = workspace.matmul(self.u.transpose(0, 2, 1), grad_m)
+            del grad_m  # grad_d, of the same size when OC = C, takes its memory
+            grad_d = workspace.matmul(_on(INPUT.T, g), grad_v.reshape(16, -1)).reshape(4, 4, c, n, th, tw)
+            grad_padded = workspace.zeros(xp, (c, n, 2 * th + 2, 2 * tw + 2), g.dtype)  # channel-first
             for a in range(4):
                 for b in range(4):  # overlapping tiles: every pixel collects from each tile that read it
                     grad_padded[:, :, a:a + 2 * th:2, b:b + 2 * tw:2] += grad_d[a, b]

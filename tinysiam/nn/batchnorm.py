@@ -31,6 +31,7 @@ a = gamma s, b = -s^2 (sum_i g_i c_i) / M, k = -(sum_i g_i) / M.
 """
 import numpy as np
 
+from ..engine import workspace
 from ..engine.backend import xp_of
 from ..engine.checks import check_float_tensor
 from ..engine.tensor import Function
@@ -60,8 +61,8 @@ class BatchNormOp(Function):
         self.batch_stats = self.mean is None
         if self.batch_stats:  # training: statistics of this batch (biased variance)
             self.mean = rows.mean(axis=1)
-        self.centered = rows - self.mean[:, None]
-        out = xp.multiply(self.centered, self.centered)  # the output's buffer, first holding the squares
+        self.centered = xp.subtract(rows, self.mean[:, None], out=workspace.empty_like(rows))
+        out = xp.multiply(self.centered, self.centered, out=workspace.empty_like(rows))  # first the squares
         if self.batch_stats:
             self.var = out.mean(axis=1)
         self.inv_std = 1 / (self.var + self.eps) ** 0.5
@@ -74,7 +75,7 @@ class BatchNormOp(Function):
         xp = xp_of(g)
         g = _rows(xp, g)
         grad_beta = g.sum(axis=1)
-        buffer = g * self.centered
+        buffer = xp.multiply(g, self.centered, out=workspace.empty_like(g))
         sum_g_centered = buffer.sum(axis=1)
         grad_gamma = sum_g_centered * self.inv_std  # sum_i g_i x_hat_i
         a = self.gamma * self.inv_std
