@@ -24,7 +24,9 @@ import numpy as np
 
 from .backend import xp_of
 
-LIMIT_BYTES = 2**30
+# 512 MiB holds every reused array of the small nets' steps (mini 105 MB, omniglot28 258 MB); for Koch's step
+# a 1 GiB pool kept free buffers beside the FFT's own arrays, raising its peak from 1361 to 1809 MB for no speed
+LIMIT_BYTES = 2**29
 MIN_BYTES = 2**17  # glibc's default mmap threshold: smaller blocks stay in its heap when freed
 # A request may take a free buffer up to FIT times its size, so that one buffer serves layers of different
 # sizes in turn: with exact sizes only, the faces preset's step held 604 MB at its peak, with FIT = 2 480 MB.
