@@ -17,7 +17,15 @@ KOCH_MEMORY_TARGET_MB = 1500  # 1.5 GB
 BEGIN, END = "<!-- tinysiam bench: begin -->", "<!-- tinysiam bench: end -->"  # what --results replaces
 
 
-def summarise(bench, results, peak_gflops):
+def add_peak_fractions(entry, peak_gflops):
+    """Each contender's GFLOP/s in ``entry`` as a fraction of the machine's GEMM peak (None where unmeasured)."""
+    for row in entry["modes"].values():
+        for stats in row["contenders"].values():
+            if "gflops" in stats:
+                stats["fraction_of_gemm_peak"] = stats["gflops"] / peak_gflops if peak_gflops else None
+
+
+def summarise(bench, results):
     """The report entry of one benchmark: per mode, each contender's statistics and the ratios to the peers."""
     entry = {"benchmark": bench.name, "kind": bench.kind, "settings": bench.settings, "modes": {}, "memory": {}}
     if bench.kind in ("step", "epoch"):
@@ -44,7 +52,6 @@ def summarise(bench, results, peak_gflops):
                      **{k: result["modes"][mode][k] for k in ("first_loss", "grad_dtypes")}}
             if work:
                 stats["gflops"] = work / stats["median_s"] / 1e9
-                stats["fraction_of_gemm_peak"] = stats["gflops"] / peak_gflops if peak_gflops else None
             if mode == "epoch":
                 stats["images_per_s"] = bench.settings["images"] * bench.settings["steps"] / stats["median_s"]
             row["contenders"][contender] = stats
