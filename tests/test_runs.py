@@ -140,10 +140,12 @@ def test_a_stopped_or_killed_process_resumes_to_the_weights_of_a_straight_run(tm
 
 def test_two_processes_cannot_train_into_one_folder(tmp_path):
     pytest.importorskip("sklearn")
-    first = tinysiam(*TRAIN, "--out", str(tmp_path))
+    long_run = [*TRAIN, "--epochs", "10000"]  # still training when the second starts, however fast the machine
+    first = tinysiam(*long_run, "--out", str(tmp_path))
     assert first.stdout.readline().startswith("training")
     second = tinysiam(*TRAIN, "--out", str(tmp_path), "--overwrite")
     _, err = second.communicate(timeout=300)
     assert second.returncode == 2 and f"in use by another tinysiam run (pid {first.pid})" in err
+    first.send_signal(signal.SIGINT)  # Ctrl-C: the first stops after its step and saves
     first.communicate(timeout=300)
-    assert first.returncode == 0
+    assert first.returncode == 130 and (tmp_path / "last.npz").exists()
