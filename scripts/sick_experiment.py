@@ -26,9 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tinysiam as ts  # noqa: E402
 from tinysiam import nn, optim  # noqa: E402
+from tinysiam.app.records import portable  # noqa: E402
 from tinysiam.data.sick import Vocabulary, load_sick  # noqa: E402
 from tinysiam.engine.backend import reuse_freed_memory  # noqa: E402
 from tinysiam.evaluation.relatedness import relatedness_metrics  # noqa: E402
+from tinysiam.serialization import write_text_atomic  # noqa: E402
 from tinysiam.siamese.losses import expected_score, kl_divergence_loss, mse_loss, score_distribution  # noqa: E402
 from tinysiam.siamese.text import DistributionHead, ExpL1Head, TextConvTower, TextTwin, pad_batch  # noqa: E402
 
@@ -249,7 +251,7 @@ def main(argv=None):
               f"mse {record['test']['mse']:.4f}", flush=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(record, indent=1))
+        write_text_atomic(args.json, json.dumps(portable(record), indent=1))  # paths relative to the checkout
     return record
 
 

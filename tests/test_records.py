@@ -72,3 +72,21 @@ def test_a_record_names_paths_relative_to_the_checkout(tmp_path):
     record = json.loads(path.read_text())
     assert record["command"] == "tinysiam train --data-dir ../shared/data --out=runs/a --lr 0.1"
     assert record["metrics"] == {"checkpoint": "runs/a/best.npz", "runs": ["../shared/data"], "n": 3}
+
+
+def strings_in(value):
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [s for item in value for s in strings_in(item)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_no_record_in_the_checkout_holds_an_absolute_path():
+    from conftest import REPO
+
+    records = sorted((REPO / "results").glob("*.json")) + sorted((REPO / "benchmarks" / "results").glob("*.json"))
+    assert records
+    for path in records:
+        absolute = [s for s in strings_in(json.loads(path.read_text())) if s.startswith(("/work/", "/tmp/", "/home/"))]
+        assert not absolute, f"{path.name}: {absolute[:3]}"
