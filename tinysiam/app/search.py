@@ -151,12 +151,13 @@ def run_index(args, given=None):
         {name for name, c in zip(existing.names, existing.collection_ids) if c == collection_id}
 
     preset = get_preset(config.preset)
-    unit = "sentences" if model.vocabulary is not None else "images"
-    items = "sentences" if model.vocabulary is not None else \
+    text = model.vocabulary is not None  # a model of sentences indexes the lines of a text file
+    unit = "sentences" if text else "images"
+    items = "sentences" if text else \
         f"{preset.input_size[0]}x{preset.input_size[1]} images{', inverted' if invert else ''}"
     print(f"indexing {relative_to_here(collection)} with {args.checkpoint} ({config.preset} preset: {items}, "
           f"{preset.embedding_size}-d embeddings)", flush=True)
-    if model.vocabulary is not None:
+    if text:
         embeddings, names, skipped = embed_sentences(model, args.images, args.batch, already)
     else:
         embeddings, names, skipped = embed_collection(model, args.images, preset.input_size, invert, args.batch,
@@ -169,7 +170,7 @@ def run_index(args, given=None):
         if already:
             print(f"nothing to add: {out} already holds the {len(already)} {unit} of {collection}")
             return 0
-        wanted = "sentences" if model.vocabulary is not None else \
+        wanted = "sentences" if text else \
             f"readable images (files ending in {', '.join(IMAGE_SUFFIXES)})"
         raise UserError(f"IMAGES: {args.images} holds no {wanted}")
 
