@@ -8,7 +8,7 @@ DATA_DIR ?= ../shared/data
 RESULTS_RUNS := runs/results
 
 .PHONY: demo test test-slow lint gradcheck bench clean results-demo results-omniglot results-faces results-baselines \
-	results-digits results-tdnn results-losses results-sick curves
+	results-digits results-tdnn results-losses results-sick results-omniglot-full curves
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,15 @@ results-demo: $(STAMP)
 results-omniglot: $(STAMP)
 	$(BIN)/tinysiam train --recipe omniglot-30min --data-dir $(DATA_DIR) --out $(RESULTS_RUNS)/omniglot-30min \
 		--overwrite --record omniglot-30min
+
+# Koch et al.'s protocol on the full set: the omniglot-full recipe from three seeds, each tested once on Lake's
+# runs, every epoch's checkpoint scored there too for the curve of accuracy against minutes (1.5 hours)
+OMNIGLOT_SEEDS := 0 1 2
+results-omniglot-full: $(STAMP)
+	for seed in $(OMNIGLOT_SEEDS); do \
+		$(BIN)/tinysiam train --recipe omniglot-full --seed $$seed --data-dir $(DATA_DIR) --keep-epochs \
+			--out $(RESULTS_RUNS)/omniglot-full-seed$$seed --overwrite --record omniglot-full-seed$$seed || exit 1; \
+	done
 
 # without --overwrite: a stopped protocol continues with the fold it stopped in
 results-faces: $(STAMP)

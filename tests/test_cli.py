@@ -30,6 +30,17 @@ def test_digits_demo_shortened(tmp_path, capsys):
     assert [row["epoch"] for row in history] == [1, 2]
 
 
+def test_rotations_train_on_four_classes_per_class_and_test_on_the_drawn_ones(tmp_path, capsys):
+    from tinysiam.data.registry import load_split
+
+    train, val, _ = load_split("digits", (8, 8))
+    assert main(["train", "--rotations", "--out", str(tmp_path)] + QUICK) == 0
+    out = capsys.readouterr().out
+    # digits 0-4 train: five classes, each in four orientations; validation keeps its five as drawn
+    assert (f"on digits: {4 * len(train.labels)} images of 20 classes, validating on {len(val.labels)} images of 5 "
+            "classes") in out
+
+
 def test_demo_never_replaces_a_run(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
@@ -179,6 +190,11 @@ def test_training_options_take_their_defaults_from_the_config(tmp_path):
     (["train", "--recipe", "tdnn", "--flip", "--out", "x"], "--flip works on images; --data strokes holds pen "
                                                             "trajectories"),
     (["train", "--recipe", "tdnn", "--tta", "--out", "x"], "--tta works on images"),
+    (["train", "--recipe", "tdnn", "--rotations", "--out", "x"], "--rotations works on images"),
+    (["train", "--recipe", "faces", "--rotations", "--out", "x"], "--rotations needs square images; the faces preset "
+                                                                  "takes 56x46"),
+    (["train", "--data", "vinyals", "--preset", "omniglot28", "--rotations", "--out", "x"],
+     "--rotations would rotate --data vinyals's classes twice"),
     (["eval", "--protocol", "lake"], "exactly one of --checkpoint or --baseline"),
     (["eval", "--checkpoint", "/nonexistent.npz"], "no such file"),
 ])

@@ -63,6 +63,9 @@ TRAINING_OPTIONS.update({
     "flip": dict(action=argparse.BooleanOptionalAction, help="mirror half of the training images left to right"),
     "tta": dict(action=argparse.BooleanOptionalAction,
                 help="test-time augmentation: embeddings averaged over each image and its four one-pixel shifts"),
+    "rotations": dict(action=argparse.BooleanOptionalAction,
+                      help="images: train on every class also rotated by 90, 180 and 270 degrees, each rotation a "
+                           "class of its own (as Vinyals et al.'s split does)"),
     "val_split": dict(choices=("classes", "alphabets"),
                       help="omniglot, strokes: validate on random characters, or on whole held-out alphabets, 20-way "
                            "within one (like Lake's runs)"),

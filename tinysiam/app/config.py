@@ -63,6 +63,7 @@ class TrainConfig:
     augment_strength: float = 1.0  # scales the ranges of the distortions (0.5: half of each)
     flip: bool = False  # mirror half of the training images left to right (faces, not characters)
     tta: bool = False  # an image's embedding is the mean over it and its four one-pixel shifts
+    rotations: bool = False  # images: every training class also rotated by 90, 180 and 270 degrees, as 3 more classes
     val_split: str = "classes"  # omniglot, strokes: "alphabets" validates on whole held-out alphabets, within one each
     # per-layer settings (Koch et al. 2015); the layers are those with weights, the tower's, then the head's
     layer_lr_scale: tuple = ()  # each layer's rate is lr times its factor; empty: 1 for every layer
@@ -92,7 +93,7 @@ class TrainConfig:
         if self.loss == "triplet" and self.batch < 2 * self.per_class:
             raise ConfigError("batch", f"must be at least {2 * self.per_class} for the triplet loss (2 classes x "
                               f"{self.per_class} images), got {self.batch}")
-        for name in ("augment", "normalize", "standardize", "flip", "tta"):
+        for name in ("augment", "normalize", "standardize", "flip", "tta", "rotations"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(name, f"must be True or False, got {getattr(self, name)!r}")
         # a strength of 5 would scale images by 1 - 0.2 x 5 = 0
@@ -104,12 +105,18 @@ class TrainConfig:
                               f"got --data {self.data}")
         check_preset_fits(self.preset, self.data)
         items = data_set(self.data).items
+        if self.rotations and data_set(self.data).rotated:
+            raise ConfigError("rotations", f"would rotate --data {self.data}'s classes twice: they are rotations "
+                              "already")
+        size = PRESETS[self.preset].input_size
+        if self.rotations and items == "images" and size[0] != size[1]:
+            raise ConfigError("rotations", f"needs square images; the {self.preset} preset takes {size[0]}x{size[1]}")
         if items == "sequences":
-            for name in ("flip", "tta"):  # both move pixels
+            for name in ("flip", "tta", "rotations"):  # all move pixels
                 if getattr(self, name):
                     raise ConfigError(name, f"works on images; --data {self.data} holds pen trajectories")
         if items == "sentences":
-            for name in ("augment", "flip", "tta", "standardize", "normalize"):
+            for name in ("augment", "flip", "tta", "standardize", "normalize", "rotations"):
                 if getattr(self, name):
                     raise ConfigError(name, f"has no meaning for sentences (--data {self.data})")
         if (self.loss == "relatedness") != (items == "sentences"):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.omniglot_protocols import with_rotations
 from ..data.registry import data_set
 from ..engine import backend
 from ..engine import debug as engine_debug
@@ -65,6 +66,8 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
             split = data_set(config.data).load_split(PRESETS[config.preset].input_size, config.seed, data_dir,
                                                      config.val_split)
     train, val, test = split
+    if config.rotations:  # validation and test classes stay as drawn
+        train = with_rotations(train)
     if config.loss != "relatedness":  # validated by one-shot episodes
         with blame():  # the messages name --val-way
             check_way(config.val_way, val, "--val-way")

@@ -36,6 +36,7 @@ class DataSet:
     alphabets: bool = False  # classes belong to alphabets: validation can hold out whole ones, episodes stay in one
     all_classes: Callable = None  # splits.*_classes, for `tinysiam folds`; None: no k-fold protocol
     bundle: Path = None  # the file inside the package it is read from, if any
+    rotated: bool = False  # its classes include rotated copies of each other already (no --rotations)
 
     def load_split(self, size, seed=0, data_dir=None, val_split="classes"):
         """(train, val, test) LabelledItems at ``size``: (H, W) for images, (features, length) for sequences; test
@@ -73,7 +74,7 @@ DATA_SETS = {d.name: d for d in (
     DataSet("vinyals", "Vinyals et al.'s split of all 50 Omniglot alphabets: 1,028 characters train, 172 validate, "
             "423 test, each rotated by 0, 90, 180 and 270 degrees into four classes", "images", (105, 105),
             "few-shot", splits.vinyals_split, archives=splits.OMNIGLOT_FULL_ARCHIVES, inverted_ink=True,
-            alphabets=True),
+            alphabets=True, rotated=True),
     DataSet("strokes", "Omniglot's pen trajectories: the alphabets Balinese, Japanese_(katakana) and Tagalog "
             "test, the others train and validate as omniglot's characters do", "sequences", (5, None),
             "trajectories", splits.strokes_split,
