@@ -3,7 +3,10 @@ import zipfile
 
 import numpy as np
 import pytest
+from test_cli import exit_status
+from test_data_readers import image_bytes, make_zip
 
+from tinysiam.data.omniglot_protocols import EVALUATION_ALPHABETS
 from tinysiam.data.registry import data_set, load_split
 from tinysiam.data.splits import data_root, find_archives
 
@@ -68,3 +71,27 @@ def test_an_unpacked_omniglot_set_loads_like_the_zip(data_root, tmp_path):
     from_folder, from_zip = load_omniglot(found, size=(28, 28)), load_omniglot(archive, size=(28, 28))
     assert from_folder.class_names == from_zip.class_names
     np.testing.assert_array_equal(from_folder.images, from_zip.images)
+
+
+def _omniglot_zip(path, alphabets, root):
+    """A tiny Omniglot-like archive: one 4x4 drawing of one character per alphabet."""
+    pixels = np.full((4, 4), 255)
+    return make_zip(path, {f"{root}/{a}/character01/0101_01.png": image_bytes(pixels) for a in alphabets})
+
+
+@pytest.mark.parametrize("data", ["omniglot", "vinyals"])
+def test_a_partial_or_foreign_omniglot_archive_is_one_line_naming_it(data, tmp_path, capsys):
+    """The full set's protocols need every alphabet of each archive; nothing is written when one lacks some."""
+    pytest.importorskip("PIL")
+    background = _omniglot_zip(tmp_path / "images_background.zip", ["Greek", "Latin"], "images_background")
+    _omniglot_zip(tmp_path / "images_evaluation.zip", EVALUATION_ALPHABETS, "images_evaluation")
+    command = ["train", "--data", data, "--preset", "omniglot28", "--data-dir", str(tmp_path),
+               "--out", str(tmp_path / "run")]
+    assert exit_status(command) == 2
+    err = capsys.readouterr().err
+    assert f"{background} lack the alphabets ['Alphabet_of_the_Magi'" in err and err.count("\n") == 1
+    make_zip(background, {"s1/1.pgm": b"P5 1 1 255 \x00"})  # another data set (AT&T faces) under Omniglot's name
+    assert exit_status(command) == 2
+    err = capsys.readouterr().err
+    assert f"{background} is not an Omniglot images archive" in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()

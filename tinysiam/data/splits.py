@@ -71,8 +71,10 @@ def koch_split(data_set, size, seed, data_dir, val_split):
     from . import load_omniglot, omniglot_protocols
 
     background, evaluation = find_archives(data_root(data_dir), data_set.archives, f"--data {data_set.name}")
+    # each archive must hold its alphabets; a partial one is named with the alphabets it lacks
+    background = load_omniglot(background, size, omniglot_protocols.BACKGROUND_ALPHABETS)
     validation = load_omniglot(evaluation, size, omniglot_protocols.KOCH_VALIDATION_ALPHABETS)
-    return (*omniglot_protocols.koch_split(load_omniglot(background, size), validation), None)
+    return (*omniglot_protocols.koch_split(background, validation), None)
 
 
 def vinyals_split(data_set, size, seed, data_dir, val_split):
@@ -80,7 +82,8 @@ def vinyals_split(data_set, size, seed, data_dir, val_split):
     from . import load_omniglot, omniglot_protocols
 
     background, evaluation = find_archives(data_root(data_dir), data_set.archives, f"--data {data_set.name}")
-    return omniglot_protocols.vinyals_split(load_omniglot(background, size), load_omniglot(evaluation, size))
+    return omniglot_protocols.vinyals_split(load_omniglot(background, size, omniglot_protocols.BACKGROUND_ALPHABETS),
+                                            load_omniglot(evaluation, size, omniglot_protocols.EVALUATION_ALPHABETS))
 
 
 def omniglot_minimal_split(data_set, size, seed, data_dir, val_split):
