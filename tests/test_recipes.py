@@ -245,7 +245,7 @@ def test_the_omniglot_demo_runs_offline_on_a_reduced_budget(tmp_path, capsys, mo
     assert main(["demo", "--out", str(tmp_path), "--epochs", "1", "--steps-per-epoch", "3", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "Lake's 20 runs, 20-way one-shot" in out and "modified Hausdorff distance 61.25%" in out
-    assert "raw pixels 19.00%" in out
+    assert "raw pixels 19.00%" in out and "people 95.5%, Bayesian Program Learning 96.7%" in out  # the anchors
     results = json.loads((tmp_path / "results.json").read_text())
     from tinysiam.app.model import load_model
     from tinysiam.data import load_demo_runs

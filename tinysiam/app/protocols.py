@@ -211,6 +211,11 @@ def trajectory_test(model, preset, test, seed, data_dir):
 _LAKE_BASELINES = {}  # where Lake's runs came from -> the baselines' accuracies on them
 
 
+# the published figures on Lake's 20 runs, all trained on the 30 background alphabets
+LAKE_REFERENCES = ("Koch et al. 2015 92.0%; Lake et al. 2015: a ConvNet 86.5%, people 95.5%, Bayesian Program Learning "
+                   "96.7%; ARC (Shyam et al. 2017) 98.5%")
+
+
 def lake_test(model, preset, data_dir, last=None, plot_dir=None):
     """The model (the best checkpoint's; also ``last``, the last one's) on Lake's 20 runs next to the two
     baselines (MHD and raw pixels); with ``plot_dir``, a one-shot figure and the embeddings of the first run."""
@@ -223,9 +228,11 @@ def lake_test(model, preset, data_dir, last=None, plot_dir=None):
         full_size, _ = lake_runs(data_dir)
         _LAKE_BASELINES[source] = {"lake_mhd_accuracy": evaluate_lake_runs(full_size, mhd_scores).accuracy,
                                    "lake_raw_pixels_accuracy": evaluate_lake_runs(full_size, pixel_scores).accuracy}
+    baselines = _LAKE_BASELINES[source]
+    print(f"  baselines on the same runs: modified Hausdorff distance {baselines['lake_mhd_accuracy']:.2%}, raw pixels "
+          f"{baselines['lake_raw_pixels_accuracy']:.2%}; published: {LAKE_REFERENCES}")
     summary = {"lake_runs": source, "lake_runs_sha256": checksums([source]).get(source),
-               "lake_accuracy": result.accuracy, "lake_ci95": result.ci95, "lake_per_run": result.per_run,
-               **_LAKE_BASELINES[source]}
+               "lake_accuracy": result.accuracy, "lake_ci95": result.ci95, "lake_per_run": result.per_run, **baselines}
     if last is not None:
         summary["lake_accuracy_last"] = score_lake_runs(runs, last.similarity).accuracy
     if plot_dir is not None:
