@@ -100,5 +100,8 @@ results-losses: $(STAMP)
 curves: $(STAMP)
 	$(BIN)/python scripts/learning_curves.py results/omniglot-demo.json results/omniglot-30min.json \
 		--out docs/omniglot_learning_curves.png
+	$(BIN)/python scripts/learning_curves.py results/omniglot-koch-10min-seed0.json results/omniglot-full-seed0.json \
+		results/omniglot-full-seed1.json results/omniglot-full-seed2.json --lake --out docs/omniglot_lake_curves.png \
+		--ylabel "accuracy on Lake's 20 runs (20-way within-alphabet one-shot)"
 	$(BIN)/python scripts/learning_curves.py results/faces-8fold-600.json --out docs/faces_learning_curves.png \
 		--ylabel "validation accuracy (5-way one-shot, 5 held-out subjects)"
