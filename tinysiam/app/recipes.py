@@ -20,8 +20,8 @@ RECIPES = {
     # the same on the official minimal archives (--data-dir), 30 minutes on 2 cores
     "omniglot-30min": dict(_OMNIGLOT, data="omniglot-minimal", epochs=30, steps_per_epoch=360),
     # Koch et al.'s protocol on the full set (--data-dir): all 30 background alphabets, each character also in
-    # three rotations as classes of its own, 30 x 300 steps (about 30 minutes on 2 cores); validated 20-way within
-    # the 10 evaluation alphabets Lake's runs do not use (docs/recipes.md)
+    # three rotations as classes of its own, 30 x 300 steps (32-35 minutes of training on 2 cores); validated
+    # 20-way within the 10 evaluation alphabets Lake's runs do not use (docs/recipes.md)
     "omniglot-full": dict(_OMNIGLOT, data="omniglot", rotations=True, epochs=30, steps_per_epoch=300),
     # one fold of the AT&T faces (`tinysiam folds`): standardised images, flips and distortions, unit-length
     # embeddings, triplets over 16 subjects x 4 photos, margin 0.2; 600 steps (validation EER over the 8 folds
