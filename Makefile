@@ -8,7 +8,7 @@ DATA_DIR ?= ../shared/data
 RESULTS_RUNS := runs/results
 
 .PHONY: demo test test-slow lint gradcheck bench clean results-demo results-omniglot results-faces results-baselines \
-	results-digits results-tdnn results-losses results-sick results-omniglot-full curves
+	results-digits results-tdnn results-losses results-sick results-omniglot-full results-vinyals curves
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ results-omniglot-full: $(STAMP)
 		$(BIN)/tinysiam train --recipe omniglot-full --seed $$seed --data-dir $(DATA_DIR) --keep-epochs \
 			--out $(RESULTS_RUNS)/omniglot-full-seed$$seed --overwrite --record omniglot-full-seed$$seed || exit 1; \
 	done
+
+# Vinyals et al.'s protocol: batch-hard triplets, tested once on 1,000 episodes of each (way, shot) (35 minutes)
+results-vinyals: $(STAMP)
+	$(BIN)/tinysiam train --recipe vinyals-triplet --data-dir $(DATA_DIR) --out $(RESULTS_RUNS)/vinyals-triplet \
+		--overwrite --record vinyals-triplet
 
 # without --overwrite: a stopped protocol continues with the fold it stopped in
 results-faces: $(STAMP)

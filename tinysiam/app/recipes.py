@@ -23,6 +23,10 @@ RECIPES = {
     # three rotations as classes of its own, 30 x 300 steps (32-35 minutes of training on 2 cores); validated
     # 20-way within the 10 evaluation alphabets Lake's runs do not use (docs/recipes.md)
     "omniglot-full": dict(_OMNIGLOT, data="omniglot", rotations=True, epochs=30, steps_per_epoch=300),
+    # Vinyals et al.'s protocol (--data-dir): the 1,028 training characters x 4 rotations, omniglot-full's tower,
+    # loss and schedule; validated 20-way one-shot over the 172 validation characters x 4 rotations, whose 13,760
+    # images (x5 shifts) take about 40 s to embed, hence few long epochs: 8 x 1000 steps
+    "vinyals-triplet": dict(_OMNIGLOT, data="vinyals", val_split="classes", epochs=8, steps_per_epoch=1000),
     # one fold of the AT&T faces (`tinysiam folds`): standardised images, flips and distortions, unit-length
     # embeddings, triplets over 16 subjects x 4 photos, margin 0.2; 600 steps (validation EER over the 8 folds
     # 8.1%, against 9.3% at 150 steps)
