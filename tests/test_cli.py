@@ -70,6 +70,19 @@ def test_train_refuses_to_overwrite_then_resumes(tmp_path, capsys):
     assert [row["epoch"] for row in json.loads((tmp_path / "history.json").read_text())] == [1, 2]
 
 
+def test_no_test_trains_and_validates_without_touching_the_test_classes(tmp_path, monkeypatch):
+    import tinysiam.app.protocols as protocols
+
+    def no_test(*args, **kwargs):
+        raise AssertionError("the test protocol ran")
+
+    monkeypatch.setattr(protocols, "test_run", no_test)
+    assert main(["train", "--data", "digits", "--out", str(tmp_path), "--loss", "triplet", "--no-test"] + QUICK) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["test"].startswith("not run") and not any(name.startswith("test_") for name in results)
+    assert results["best_val_accuracy"] > 0 and (tmp_path / "best.npz").is_file()
+
+
 @pytest.mark.parametrize("loss", [loss for loss in LOSSES if loss != "relatedness"])  # sentences: test_sick_app
 def test_every_loss_trains_from_the_command_line(loss, tmp_path):
     extra = {"nt-xent": ["--augment"], "relation": ["--preset", "relation28", "--batch", "20"]}.get(loss, [])

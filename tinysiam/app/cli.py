@@ -108,7 +108,7 @@ def cmd_train(args, given):
         given = {**recipe_settings(args.recipe), **given}
     summary = protocols.train_run(given, args.out, mode, args.data_dir, progress=not args.quiet,
                                   plots=not args.no_plots, detect_anomaly=args.detect_anomaly,
-                                  keep_epochs=args.keep_epochs)
+                                  keep_epochs=args.keep_epochs, run_test=not args.no_test)
     print(json.dumps(summary, indent=1))
     protocols.record(args.record, summary, start)
     return 0
@@ -203,6 +203,9 @@ def build_parser():
     train.add_argument("--keep-epochs", action="store_true",
                        help="keep every epoch's checkpoint (epoch-NNN.npz); a run tested on Lake's runs also scores "
                             "each there, for a curve of accuracy against minutes of training (never for choosing)")
+    train.add_argument("--no-test", action="store_true",
+                       help="train and validate only, leaving the test protocol untouched (to compare settings on "
+                            "validation; test the chosen checkpoint once, with tinysiam eval)")
     train.add_argument("--detect-anomaly", action="store_true",
                        help="name the first operation that makes a NaN or Inf (slower; to find a bug)")
     _add_run_options(train)

@@ -36,9 +36,10 @@ VERIFICATION_PAIRS = 2000  # test pairs of the held-out and trajectory protocols
 
 # ----- training ------------------------------------------------------------------------------------
 def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect_anomaly=False, split=None,
-              keep_epochs=False):
+              keep_epochs=False, run_test=True):
     """Train (or resume) a run into ``out`` from the explicitly ``given`` settings, then test it as its data
-    set says; returns its results dict (also written to ``out/results.json``).
+    set says (``run_test=False``: not at all, for choosing settings on validation); returns its results dict
+    (also written to ``out/results.json``).
 
     ``mode`` is "new", "resume" or "overwrite" (``runs.RunFolder``). ``detect_anomaly`` trains inside
     ``tinysiam.engine.detect_anomaly()``: slower, and it names the first operation that makes a NaN or an
@@ -90,14 +91,18 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
                    "best_val_accuracy": trainer.best_accuracy, "checkpoint": str(run.path / "best.npz"),
                    "val_verification_eer": calibration and calibration["eer"],
                    "training_seconds": sum(row["seconds"] for row in trainer.history), "history": trainer.history}
-        model, _ = load_model(run.path / "best.npz", device=config.device)
-        last = load_model(run.path / "last.npz", device=config.device)[0] if data_set(config.data).test == "lake" \
-            else None  # Lake's runs score the last checkpoint too
-        way = min(config.val_way, len(test.classes)) if data_set(config.data).test == "held-out" else config.val_way
-        summary.update(test_run(model, config.preset, config.data, test, way, config.seed, data_dir,
-                                plot_dir=run.path if plots else None, last=last))
-        if keep_epochs and last is not None:
-            summary["lake_curve"] = lake_curve(run.path, config.preset, trainer.history, data_dir, config.device)
+        if run_test:
+            model, _ = load_model(run.path / "best.npz", device=config.device)
+            last = load_model(run.path / "last.npz", device=config.device)[0] \
+                if data_set(config.data).test == "lake" else None  # Lake's runs score the last checkpoint too
+            way = min(config.val_way, len(test.classes)) if data_set(config.data).test == "held-out" \
+                else config.val_way
+            summary.update(test_run(model, config.preset, config.data, test, way, config.seed, data_dir,
+                                    plot_dir=run.path if plots else None, last=last))
+            if keep_epochs and last is not None:
+                summary["lake_curve"] = lake_curve(run.path, config.preset, trainer.history, data_dir, config.device)
+        else:
+            summary["test"] = "not run (--no-test): test the chosen checkpoint once with tinysiam eval"
         if plots:
             from ..evaluation import plots as figures
             from .runs import read_history
