@@ -59,10 +59,13 @@ results-omniglot-full: $(STAMP)
 			--out $(RESULTS_RUNS)/omniglot-full-seed$$seed --overwrite --record omniglot-full-seed$$seed || exit 1; \
 	done
 
-# Vinyals et al.'s protocol: batch-hard triplets, tested once on 1,000 episodes of each (way, shot) (35 minutes)
+# Vinyals et al.'s protocol: batch-hard triplets and the Relation Network, each tested once on 1,000 episodes of
+# each (way, shot) (75 minutes)
 results-vinyals: $(STAMP)
 	$(BIN)/tinysiam train --recipe vinyals-triplet --data-dir $(DATA_DIR) --out $(RESULTS_RUNS)/vinyals-triplet \
 		--overwrite --record vinyals-triplet
+	$(BIN)/tinysiam train --recipe vinyals-relation --data-dir $(DATA_DIR) --out $(RESULTS_RUNS)/vinyals-relation \
+		--overwrite --record vinyals-relation
 
 # without --overwrite: a stopped protocol continues with the fold it stopped in
 results-faces: $(STAMP)
