@@ -92,11 +92,11 @@ def train_run(given, out, mode, data_dir=None, progress=True, plots=True, detect
                    "val_verification_eer": calibration and calibration["eer"],
                    "training_seconds": sum(row["seconds"] for row in trainer.history), "history": trainer.history}
         if run_test:
+            protocol = data_set(config.data).test
             model, _ = load_model(run.path / "best.npz", device=config.device)
-            last = load_model(run.path / "last.npz", device=config.device)[0] \
-                if data_set(config.data).test == "lake" else None  # Lake's runs score the last checkpoint too
-            way = min(config.val_way, len(test.classes)) if data_set(config.data).test == "held-out" \
-                else config.val_way
+            last = load_model(run.path / "last.npz", device=config.device)[0] if protocol == "lake" \
+                else None  # Lake's runs score the last checkpoint too
+            way = min(config.val_way, len(test.classes)) if protocol == "held-out" else config.val_way
             summary.update(test_run(model, config.preset, config.data, test, way, config.seed, data_dir,
                                     plot_dir=run.path if plots else None, last=last))
             if keep_epochs and last is not None:
