@@ -1,4 +1,7 @@
 """Convolution and max-pooling: finite differences on drawn shapes, and hand-computed values."""
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -8,6 +11,7 @@ import tinysiam as ts
 import tinysiam.engine.conv as conv
 import tinysiam.engine.conv_algorithms as algorithms
 import tinysiam.engine.fftconv as fftconv
+import tinysiam.engine.threads as threads
 from tinysiam.engine.conv import ALGORITHMS, conv2d, max_pool2d
 from tinysiam.engine.conv_algorithms import NAMES, applicable
 from tinysiam.engine.gradcheck import gradcheck
@@ -232,18 +236,31 @@ def naive_pool_and_grad(x, g, k, s):
     return out, grad
 
 
+@contextlib.contextmanager
+def on_three_threads():
+    """Element-wise work split over 3 threads however small the arrays (and however many cores there are)."""
+    saved = threads.WORKERS, threads.MIN_ELEMENTS, threads._pool
+    with ThreadPoolExecutor(3) as pool:
+        threads.WORKERS, threads.MIN_ELEMENTS, threads._pool = 3, 1, pool
+        try:
+            yield
+        finally:
+            threads.WORKERS, threads.MIN_ELEMENTS, threads._pool = saved
+
+
 @settings(max_examples=25, deadline=None)
 @given(k=st.integers(1, 3), s=st.integers(1, 3), extra=st.tuples(st.integers(0, 3), st.integers(0, 3)),
-       seed=st.integers(0, 999))
-def test_max_pool_ties_and_nan_follow_one_rule(k, s, extra, seed):
+       channels=st.integers(1, 5), threaded=st.booleans(), seed=st.integers(0, 999))
+def test_max_pool_ties_and_nan_follow_one_rule(k, s, extra, channels, threaded, seed):
     rng = np.random.default_rng(seed)
     # few distinct values, so windows hold ties, and some NaN: every branch of the rule is met
-    x = rng.integers(0, 3, (2, 2, k + extra[0], k + extra[1])).astype(np.float64)
+    x = rng.integers(0, 3, (2, channels, k + extra[0], k + extra[1])).astype(np.float64)
     x[rng.random(x.shape) < 0.15] = np.nan
-    g = rng.standard_normal((2, 2) + ((x.shape[2] - k) // s + 1, (x.shape[3] - k) // s + 1))
+    g = rng.standard_normal((2, channels) + ((x.shape[2] - k) // s + 1, (x.shape[3] - k) // s + 1))
     xt = ts.Tensor(x, requires_grad=True)
-    out = max_pool2d(xt, k, s)
-    out.backward(g)
+    with on_three_threads() if threaded else contextlib.nullcontext():  # each thread takes a slice of channels
+        out = max_pool2d(xt, k, s)
+        out.backward(g)
     expected_out, expected_grad = naive_pool_and_grad(x, g, k, s)
     np.testing.assert_array_equal(out.numpy(), expected_out)  # NaN where the window holds one
     np.testing.assert_allclose(xt.grad, expected_grad, atol=1e-12)

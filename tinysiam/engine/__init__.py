@@ -8,9 +8,9 @@ class per op; it also gives Tensor its operators), ``gradcheck.py`` (the proof),
 by ``conv_algorithms.py``: docs/convolution.md), ``conv1d.py`` (convolution and pooling over time, for
 sequences), ``embedding.py`` (word embeddings, pooling over the valid steps of padded sequences).
 ``backend.py`` picks NumPy or CuPy; ``layout.py`` holds the ops' shared memory layout; ``workspace.py`` the
-bounded pool of large arrays they reuse from step to step; ``checks.py`` the
-argument checks every layer shares; ``pytorch_habits.py`` the answers to PyTorch spellings; ``debug.py``
-draws the graph, traces the backward pass and finds the first NaN.
+bounded pool of large arrays they reuse from step to step; ``threads.py`` splits their element-wise passes over
+the cores; ``checks.py`` the argument checks every layer shares; ``pytorch_habits.py`` the answers to PyTorch
+spellings; ``debug.py`` draws the graph, traces the backward pass and finds the first NaN.
 Nothing here knows about layers, Siamese networks or data.
 """
 from . import backend, conv, conv1d, conv_algorithms, debug, embedding, gradcheck, ops, textbook

@@ -16,7 +16,7 @@ layer by its shape (``conv_algorithms.py``, where ``set_algorithm`` can also
 ask for timing the candidates, like cuDNN's benchmark mode, or force one).
 docs/convolution.md explains them.
 """
-from . import conv_algorithms, workspace
+from . import conv_algorithms, threads, workspace
 from .backend import is_gpu_array, xp_of
 from .checks import check_conv_inputs, int_pair
 from .fftconv import Conv2dFFTOp
@@ -139,29 +139,35 @@ class MaxPool2dOp(Function):
                 yield x[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
 
     def forward(self, x):
-        xp = xp_of(x)
         (kh, kw), (sh, sw) = self.kernel, self.stride
         self.x = x
         self.out_size = ((x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1)
-        # element-wise maxima of the KH*KW offset views (NaN propagates): no reshape, no copy of the windows
-        views = self._window_views(x, self.out_size)
-        first = next(views)
-        self.out = workspace.empty_like(first)
-        self.out[...] = first
-        for view in views:
-            xp.maximum(self.out, view, out=self.out)
+        self.out = workspace.empty_like(next(self._window_views(x, self.out_size)))
+        threads.split(self._maxima, [x, self.out])  # windows never cross channels: a slice of them per thread
         return self.out
 
+    def _maxima(self, x, out):
+        """out = the element-wise maxima of the KH*KW offset views of x (NaN propagates): no copy of the windows."""
+        views = self._window_views(x, self.out_size)
+        out[...] = next(views)
+        for view in views:
+            xp_of(x).maximum(out, view, out=out)
+
     def backward(self, g):  # dL/dx = g at the window's chosen input (see the class docstring), 0 elsewhere
+        grad_x = channel_first_zeros(xp_of(g), self.x.shape, g.dtype)
+        threads.split(self._route, [self.x, self.out, g, grad_x])
+        return grad_x
+
+    def _route(self, x, out, g, grad_x):
+        """Adds each window's gradient g to its chosen input in grad_x."""
         xp = xp_of(g)
-        grad_x = channel_first_zeros(xp, self.x.shape, g.dtype)
         overlapping = self.stride[0] < self.kernel[0] or self.stride[1] < self.kernel[1]
-        taken = workspace.empty_like(self.out, bool)  # windows whose input was already chosen
+        taken = workspace.empty_like(out, bool)  # windows whose input was already chosen
         taken.fill(False)
-        winner = workspace.empty_like(self.out, bool)
-        views = zip(self._window_views(self.x, self.out_size), self._window_views(grad_x, self.out_size))
+        winner = workspace.empty_like(out, bool)
+        views = zip(self._window_views(x, self.out_size), self._window_views(grad_x, self.out_size))
         for x_view, grad_view in views:
-            xp.equal(x_view, self.out, out=winner)
+            xp.equal(x_view, out, out=winner)
             xp.greater(winner, taken, out=winner)  # winner and not taken
             taken |= winner
             if overlapping:  # a pixel in two windows collects from both
@@ -171,12 +177,11 @@ class MaxPool2dOp(Function):
         # only a NaN window has no input equal to its output: its last NaN wins (on a GPU this pass always runs,
         # finding nothing to add where there is no NaN: asking whether one is there would wait for the device)
         if is_gpu_array(taken) or not taken.all():
-            views = zip(self._window_views(self.x, self.out_size), self._window_views(grad_x, self.out_size))
+            views = zip(self._window_views(x, self.out_size), self._window_views(grad_x, self.out_size))
             for x_view, grad_view in reversed(list(views)):
                 winner = xp.isnan(x_view) & ~taken
                 taken |= winner
                 grad_view += g * winner
-        return grad_x
 
 
 ALGORITHMS = {"im2col": Conv2dIm2colOp, "winograd": Conv2dWinogradOp, "fft": Conv2dFFTOp}

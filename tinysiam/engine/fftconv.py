@@ -19,11 +19,10 @@ The arrays are laid out spatial axes first, (H, W, C, N): each frequency's
 (C, N) block is then contiguous, as the batched matrix product wants it.
 docs/convolution.md derives it.
 """
-import os
 
 import numpy as np
 
-from . import workspace
+from . import threads, workspace
 from .backend import xp_of
 from .tensor import Function
 
@@ -32,8 +31,6 @@ try:  # optional: SciPy's FFT runs on several threads (NumPy's on one)
 except ImportError:
     scipy_fft = None
 
-# threads of SciPy's FFT: as many as the BLAS is asked to use (OMP_NUM_THREADS), else every core
-FFT_WORKERS = int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1
 # the transforms run on slices of the batch (or of the frequencies) whose complex spectra fit in this many bytes
 SLICE_BUDGET_BYTES = 64 * 2**20
 
@@ -51,13 +48,13 @@ def fast_size(n):
 
 
 class _FFT:
-    """The transforms of one array library: SciPy's on ``FFT_WORKERS`` threads for NumPy arrays when
+    """The transforms of one array library: SciPy's on ``threads.WORKERS`` threads for NumPy arrays when
     SciPy is installed, else the library's own ``fft`` module (NumPy's, or CuPy's on a GPU)."""
 
     def __init__(self, like):
         xp = xp_of(like)
         threaded = xp is np and scipy_fft is not None
-        self.module, self.options = (scipy_fft, {"workers": FFT_WORKERS}) if threaded else (xp.fft, {})
+        self.module, self.options = (scipy_fft, {"workers": threads.WORKERS}) if threaded else (xp.fft, {})
 
     def __getattr__(self, name):  # rfftn, irfftn, rfft, irfft, fft, ifft
         transform = getattr(self.module, name)

@@ -10,7 +10,7 @@ import operator
 
 import numpy as np
 
-from . import workspace
+from . import threads, workspace
 from .backend import xp_of
 from .pytorch_habits import no_attribute, numpy_names, transpose_problem
 from .tensor import Function, Tensor
@@ -432,12 +432,19 @@ def abs(x):
 
 class ReLU(Function):
     def forward(self, x):
-        xp = xp_of(x)
-        self.positive = xp.greater(x, 0, out=workspace.empty_like(x, bool))
-        return xp.maximum(x, 0, out=workspace.empty_like(x))  # not x * positive: that gives -inf * 0 = nan
+        self.positive, out = workspace.empty_like(x, bool), workspace.empty_like(x)
+        threads.split(_positive_part, [x, self.positive, out])  # a slice per core
+        return out
 
     def backward(self, g):  # d relu(x)/dx = 1 if x > 0 else 0
-        return xp_of(g).multiply(g, self.positive, out=workspace.empty_like(g))
+        grad = workspace.empty_like(g)
+        threads.split(lambda g, positive, grad: xp_of(g).multiply(g, positive, out=grad), [g, self.positive, grad])
+        return grad
+
+
+def _positive_part(x, positive, out):
+    xp_of(x).greater(x, 0, out=positive)
+    xp_of(x).maximum(x, 0, out=out)  # not x * positive: that gives -inf * 0 = nan
 
 
 def relu(x):

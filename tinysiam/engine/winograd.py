@@ -20,7 +20,7 @@ of each step, last step first. docs/convolution.md derives it all.
 """
 import numpy as np
 
-from . import workspace
+from . import threads, workspace
 from .backend import xp_of
 from .layout import zero_padded
 from .tensor import Function
@@ -46,36 +46,32 @@ class Conv2dWinogradOp(Function):
         xp = xp_of(x)
         (ph, pw), (n, c, h, w), oc = self.padding, x.shape, weight.shape[0]
         self.x_shape, self.has_bias = x.shape, bias is not None
-        self.out_size = oh, ow = h + 2 * ph - 2, w + 2 * pw - 2
+        oh, ow = h + 2 * ph - 2, w + 2 * pw - 2
         self.tiles = th, tw = (oh + 1) // 2, (ow + 1) // 2  # an odd output gets one more row/column, dropped
         padded = zero_padded(xp, x, (ph, pw), (2 * th + 2, 2 * tw + 2))
         s_n, s_c, s_h, s_w = padded.strides
         # d[a, b, c, n, ty, tx] = padded[n, c, 2 ty + a, 2 tx + b]: the 4x4 tiles, 2 apart
         d = xp.lib.stride_tricks.as_strided(padded, (4, 4, c, n, th, tw), (s_h, s_w, s_c, s_n, 2 * s_h, 2 * s_w))
         tiles = workspace.empty(xp, d.shape, x.dtype)
-        tiles[...] = d
+        threads.split(_copy, [tiles, d], axis=2)  # a slice of channels per core
         self.v = workspace.matmul(_on(INPUT, x), tiles.reshape(16, -1)).reshape(16, c, -1)  # B^T d B
         del tiles  # back to the workspace: m, of the same size when OC = C, takes its memory
         self.u = (_on(FILTER, x) @ weight.reshape(oc * c, 9).T).reshape(16, oc, c)  # G g G^T
         m = workspace.matmul(self.u, self.v)  # the 16 products, summed over c: (16, OC, N*TH*TW)
         y = workspace.matmul(_on(OUTPUT, x), m.reshape(16, -1)).reshape(2, 2, oc, n, th, tw)  # A^T M A
         out = workspace.empty(xp, (oc, n, oh, ow), x.dtype)
-        for a in range(2):
-            for b in range(2):  # output pixel (2 ty + a, 2 tx + b)
-                out[:, :, a::2, b::2] = y[a, b, :, :, :(oh - a + 1) // 2, :(ow - b + 1) // 2]
+        threads.split(_untile, [out, y.transpose(2, 0, 1, 3, 4, 5)], axis=0)  # a slice of output channels per core
         if bias is not None:
             out += bias.reshape(oc, 1, 1, 1)
         return out.transpose(1, 0, 2, 3)
 
     def backward(self, g):  # each linear step backwards: dL/d(input) = step^T dL/d(output)
         xp = xp_of(g)
-        (ph, pw), (n, c, h, w), (oh, ow), (th, tw) = self.padding, self.x_shape, self.out_size, self.tiles
+        (ph, pw), (n, c, h, w), (th, tw) = self.padding, self.x_shape, self.tiles
         oc = self.u.shape[1]
         g = g.transpose(1, 0, 2, 3)  # (OC, N, OH, OW): free for outputs of this op
         g_tiles = workspace.zeros(xp, (2, 2, oc, n, th, tw), g.dtype)  # the dropped row/column gets no gradient
-        for a in range(2):
-            for b in range(2):
-                g_tiles[a, b, :, :, :(oh - a + 1) // 2, :(ow - b + 1) // 2] = g[:, :, a::2, b::2]
+        threads.split(_tile, [g_tiles.transpose(2, 0, 1, 3, 4, 5), g], axis=0)
         grad_m = workspace.matmul(_on(OUTPUT.T, g), g_tiles.reshape(4, -1)).reshape(16, oc, -1)  # through Y = A^T M A
         grad_u = grad_m @ self.v.transpose(0, 2, 1)  # through M = U V
         grad_w = (_on(FILTER.T, g) @ grad_u.reshape(16, -1)).reshape(3, 3, oc, c).transpose(2, 3, 0, 1)
@@ -85,8 +81,36 @@ class Conv2dWinogradOp(Function):
             del grad_m  # grad_d, of the same size when OC = C, takes its memory
             grad_d = workspace.matmul(_on(INPUT.T, g), grad_v.reshape(16, -1)).reshape(4, 4, c, n, th, tw)
             grad_padded = workspace.zeros(xp, (c, n, 2 * th + 2, 2 * tw + 2), g.dtype)  # channel-first
-            for a in range(4):
-                for b in range(4):  # overlapping tiles: every pixel collects from each tile that read it
-                    grad_padded[:, :, a:a + 2 * th:2, b:b + 2 * tw:2] += grad_d[a, b]
+            threads.split(_add_tiles, [grad_padded, grad_d.transpose(2, 0, 1, 3, 4, 5)], axis=0)
             grad_x = grad_padded.transpose(1, 0, 2, 3)[:, :, ph:ph + h, pw:pw + w]  # the padding's gradient is dropped
         return (grad_x, grad_w, g.sum(axis=(1, 2, 3))) if self.has_bias else (grad_x, grad_w)
+
+
+# the copies between images and tiles, on one slice of channels (threads.split runs a slice per core)
+def _copy(destination, source):
+    destination[...] = source
+
+
+def _untile(out, y):
+    """out (C, N, OH, OW) from the 2x2 output tiles y (C, 2, 2, N, TH, TW): pixel (2 ty + a, 2 tx + b)."""
+    oh, ow = out.shape[2:]
+    for a in range(2):
+        for b in range(2):
+            out[:, :, a::2, b::2] = y[:, a, b, :, :(oh - a + 1) // 2, :(ow - b + 1) // 2]
+
+
+def _tile(g_tiles, g):
+    """The inverse of ``_untile``: g (C, N, OH, OW) into the 2x2 tiles g_tiles (C, 2, 2, N, TH, TW)."""
+    oh, ow = g.shape[2:]
+    for a in range(2):
+        for b in range(2):
+            g_tiles[:, a, b, :, :(oh - a + 1) // 2, :(ow - b + 1) // 2] = g[:, :, a::2, b::2]
+
+
+def _add_tiles(grad_padded, grad_d):
+    """grad_padded (C, N, 2 TH + 2, 2 TW + 2) += the 4x4 tiles grad_d (C, 4, 4, N, TH, TW), 2 apart: overlapping
+    tiles, so every pixel collects from each tile that read it."""
+    th, tw = grad_d.shape[4:]
+    for a in range(4):
+        for b in range(4):
+            grad_padded[:, :, a:a + 2 * th:2, b:b + 2 * tw:2] += grad_d[:, a, b]

@@ -31,7 +31,7 @@ a = gamma s, b = -s^2 (sum_i g_i c_i) / M, k = -(sum_i g_i) / M.
 """
 import numpy as np
 
-from ..engine import workspace
+from ..engine import threads, workspace
 from ..engine.backend import xp_of
 from ..engine.checks import check_float_tensor
 from ..engine.tensor import Function
@@ -59,35 +59,49 @@ class BatchNormOp(Function):
         xp = xp_of(x)
         rows, self.shape = _rows(xp, x), x.shape
         self.batch_stats = self.mean is None
-        if self.batch_stats:  # training: statistics of this batch (biased variance)
-            self.mean = rows.mean(axis=1)
-        self.centered = xp.subtract(rows, self.mean[:, None], out=workspace.empty_like(rows))
-        out = xp.multiply(self.centered, self.centered, out=workspace.empty_like(rows))  # first the squares
-        if self.batch_stats:
-            self.var = out.mean(axis=1)
-        self.inv_std = 1 / (self.var + self.eps) ** 0.5
-        self.gamma = gamma
-        xp.multiply(self.centered, (gamma * self.inv_std)[:, None], out=out)  # gamma x_hat
-        out += beta[:, None]
+        if self.batch_stats:  # training: statistics of this batch (biased variance), filled in below
+            self.mean, self.var = xp.empty(len(rows), x.dtype), xp.empty(len(rows), x.dtype)
+        self.inv_std, self.gamma = xp.empty(len(rows), x.dtype), gamma
+        self.centered, out = workspace.empty_like(rows), workspace.empty_like(rows)
+        # features are independent: a slice of them per core
+        threads.split(self._normalize, [rows, self.centered, out, self.mean, self.var, self.inv_std, gamma, beta],
+                      axis=0)
         return _unrows(xp, out, x.shape)
+
+    def _normalize(self, rows, centered, out, mean, var, inv_std, gamma, beta):
+        xp = xp_of(rows)
+        if self.batch_stats:
+            rows.mean(axis=1, out=mean)
+        xp.subtract(rows, mean[:, None], out=centered)
+        xp.multiply(centered, centered, out=out)  # first the squares
+        if self.batch_stats:
+            out.mean(axis=1, out=var)
+        inv_std[...] = 1 / (var + self.eps) ** 0.5
+        xp.multiply(centered, (gamma * inv_std)[:, None], out=out)  # gamma x_hat
+        out += beta[:, None]
 
     def backward(self, g):  # see the module docstring for the derivation
         xp = xp_of(g)
         g = _rows(xp, g)
-        grad_beta = g.sum(axis=1)
-        buffer = xp.multiply(g, self.centered, out=workspace.empty_like(g))
-        sum_g_centered = buffer.sum(axis=1)
-        grad_gamma = sum_g_centered * self.inv_std  # sum_i g_i x_hat_i
-        a = self.gamma * self.inv_std
+        grad_gamma, grad_beta, grad_x = xp.empty(len(g), g.dtype), xp.empty(len(g), g.dtype), workspace.empty_like(g)
+        threads.split(self._gradients, [g, self.centered, self.inv_std, self.gamma, grad_x, grad_gamma, grad_beta],
+                      axis=0)
+        return _unrows(xp, grad_x, self.shape), grad_gamma, grad_beta
+
+    def _gradients(self, g, centered, inv_std, gamma, grad_x, grad_gamma, grad_beta):
+        xp = xp_of(g)
+        g.sum(axis=1, out=grad_beta)
+        sum_g_centered = xp.multiply(g, centered, out=grad_x).sum(axis=1)  # grad_x as scratch
+        xp.multiply(sum_g_centered, inv_std, out=grad_gamma)  # sum_i g_i x_hat_i
+        a = gamma * inv_std
         if self.batch_stats:  # dL/dx = a (g + b c + k) per feature
             m = g.shape[1]
-            xp.multiply(self.centered, (-self.inv_std**2 * sum_g_centered / m)[:, None], out=buffer)
-            buffer += g
-            buffer -= (grad_beta / m)[:, None]
-            buffer *= a[:, None]
+            xp.multiply(centered, (-inv_std**2 * sum_g_centered / m)[:, None], out=grad_x)
+            grad_x += g
+            grad_x -= (grad_beta / m)[:, None]
+            grad_x *= a[:, None]
         else:
-            xp.multiply(g, a[:, None], out=buffer)
-        return _unrows(xp, buffer, self.shape), grad_gamma, grad_beta
+            xp.multiply(g, a[:, None], out=grad_x)
 
 
 class _BatchNorm(Module):
