@@ -7,6 +7,10 @@
 - Between turns the harness waits ``SETTLE_SECONDS``: after a matrix product
   OpenBLAS's worker threads keep spinning for about 0.1 s (measured here) and
   would steal a core from the next contender.
+- Each turn runs its benchmark ``LEAD_IN_RUNS`` times untimed, then once
+  timed: a step inside a training loop follows another step, not a pause (after
+  the pause, cores that went idle are slow to wake: a tinysiam mini step took
+  90 ms right after a 0.2 s pause, 50 ms right after another step).
 - GPU timings synchronise the device before each reading of the clock.
 """
 import json
@@ -26,6 +30,7 @@ from nets import benchmarks, labels, op_arrays
 SETTLE_SECONDS = 0.15
 ENTRY = Path(__file__).resolve().parent / "harness.py"  # what a worker process runs
 PROFILE_RUNS = {"step": 3, "epoch": 1}  # runs under the profiler, after the timed ones
+LEAD_IN_RUNS = {"epoch": 0}  # untimed runs just before each timed one, by mode (default 1): an epoch has its own
 
 
 # ----- the worker process: one contender, commands on stdin, one JSON reply per line on stdout -------
@@ -129,6 +134,8 @@ def worker_main(name, device, threads, tf32):
                 reset_peak_memory()  # the peak of the runs, not of building the model (float64 init arrays)
                 reply(ok=True)
             elif command["do"] == "run":
+                for _ in range(command["lead_in"]):  # untimed: the timed run follows another, as in a loop
+                    case.modes[command["mode"]]()
                 contender.synchronize()
                 start = time.perf_counter()
                 out = case.modes[command["mode"]]()
@@ -294,13 +301,16 @@ def measure(bench, workers, repeat, warmup, smoke, settle, profile_tinysiam):
             turn = r % len(active) if active else 0
             for worker in active[turn:] + active[:turn]:  # rotate who goes first
                 time.sleep(settle)  # let the previous contender's spinning BLAS threads fall asleep
-                answer = worker.ask(do="run", mode=mode)
+                # no lead-in in the first turn: its step starts from the shared weights (a warm-up turn unless
+                # --warmup 0), and the losses must agree across contenders
+                lead_in = 0 if smoke or r == 0 else LEAD_IN_RUNS.get(mode, 1)
+                answer = worker.ask(do="run", mode=mode, lead_in=lead_in)
                 if "error" in answer:  # this contender leaves the benchmark, the others go on
                     active.remove(worker)
                     results[worker.contender] = {"skipped": f"error: {answer['error'][:300]}"}
                     continue
                 entry = results[worker.contender]["modes"][mode]
-                if r == 0:  # the first step starts from the shared weights: its loss must agree across contenders
+                if r == 0:
                     entry.update(first_loss=answer["loss"], grad_dtypes=answer["grad_dtypes"])
                 if r >= warmup:
                     entry["times"].append(answer["seconds"])

@@ -140,8 +140,8 @@ def markdown(report):
              "- float32 GEMM peak measured in this run: " + (f"{report['gemm_peak_gflops']:.0f} GFLOP/s "
              f"({report['gemm_peak_source']})." if report["gemm_peak_gflops"] else "not measured."),
              f"- Timing: median (min-max) of {report['repeat']} runs after {report['warmup']} warm-up runs; the "
-             f"contenders take turns run by run, {report['settle_s']} s apart. Paired ratio: median of the "
-             "per-run ratios.",
+             f"contenders take turns run by run, {report['settle_s']} s apart, each timed run right after an untimed "
+             "one (as in a training loop; an epoch runs its own steps). Paired ratio: median of the per-run ratios.",
              "- 1-minute load average at start / end: " + " / ".join(
                  "-" if load is None else f"{load:.2f}" for load in report["load_average"])
              + " (other work on the machine slows every contender).",

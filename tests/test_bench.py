@@ -155,3 +155,25 @@ def test_targets_are_judged_on_the_ratio_of_medians():
     verdicts = [v for _, _, v in report.evaluate_targets(_report(ratios, 0.34, 1501))]
     assert verdicts == ["missed"] * 9
     assert [v for _, _, v in report.evaluate_targets({"benchmarks": []})] == ["-"] * 9
+
+
+def test_every_timed_turn_after_the_first_follows_an_untimed_run():
+    import measurement
+
+    class Worker:  # answers like a worker process and records what it was asked
+        def __init__(self, contender):
+            self.contender, self.asked = contender, []
+
+        def ask(self, **command):
+            self.asked.append(command)
+            return {"ok": True} if command["do"] == "load" else {"seconds": 1.0, "loss": 0.5, "grad_dtypes": None}
+
+    workers = [Worker("tinysiam"), Worker("torch")]
+    for name in ("step_mini", "epoch_omniglot28"):
+        for worker in workers:
+            worker.asked.clear()
+        measurement.measure(nets.benchmarks()[name], workers, repeat=3, warmup=1, smoke=False, settle=0,
+                            profile_tinysiam=False)
+        for worker in workers:
+            lead_ins = [command["lead_in"] for command in worker.asked if command["do"] == "run"]
+            assert lead_ins == ([0, 1, 1, 1] if name == "step_mini" else [0, 0, 0, 0])  # an epoch has its own
