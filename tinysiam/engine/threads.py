@@ -73,7 +73,6 @@ def let_idle_blas_threads_sleep(timeout="4"):
     return libraries
 
 
-
 def split(fn, arrays, axis=None):
     """``fn(*slices)`` for the ``arrays`` (same length along ``axis``) cut into one slice per thread along
     ``axis`` (default: the first array's outermost axis in memory, so that each slice is one block);
