@@ -1,17 +1,16 @@
 """Convolution and max-pooling: finite differences on drawn shapes, and hand-computed values."""
 import contextlib
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from split_threads import on_three_threads
 
 import tinysiam as ts
 import tinysiam.engine.conv as conv
 import tinysiam.engine.conv_algorithms as algorithms
 import tinysiam.engine.fftconv as fftconv
-import tinysiam.engine.threads as threads
 from tinysiam.engine.conv import ALGORITHMS, conv2d, max_pool2d
 from tinysiam.engine.conv_algorithms import NAMES, applicable
 from tinysiam.engine.gradcheck import gradcheck
@@ -234,18 +233,6 @@ def naive_pool_and_grad(x, g, k, s):
         out[a, b, i, j] = x[(a, b) + best]
         grad[(a, b) + best] += g[a, b, i, j]
     return out, grad
-
-
-@contextlib.contextmanager
-def on_three_threads():
-    """Element-wise work split over 3 threads however small the arrays (and however many cores there are)."""
-    saved = threads.WORKERS, threads.MIN_ELEMENTS, threads._pool
-    with ThreadPoolExecutor(3) as pool:
-        threads.WORKERS, threads.MIN_ELEMENTS, threads._pool = 3, 1, pool
-        try:
-            yield
-        finally:
-            threads.WORKERS, threads.MIN_ELEMENTS, threads._pool = saved
 
 
 @settings(max_examples=25, deadline=None)

@@ -2,10 +2,10 @@
 split (ReLU, batch norm, Winograd's tile copies; max-pooling in test_conv.py) giving what they give on one thread;
 and OpenBLAS's idle threads set to sleep, so that they leave the cores to the split work."""
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from split_threads import on_three_threads
 
 import tinysiam as ts
 import tinysiam.engine.threads as threads
@@ -13,12 +13,9 @@ from tinysiam import nn
 
 
 @pytest.fixture
-def three_threads(monkeypatch):
-    pool = ThreadPoolExecutor(3)
-    monkeypatch.setattr(threads, "WORKERS", 3)
-    monkeypatch.setattr(threads, "_pool", pool)
-    yield
-    pool.shutdown()
+def three_threads():
+    with on_three_threads(min_elements=threads.MIN_ELEMENTS):  # small arrays still run whole
+        yield
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7])

@@ -58,9 +58,9 @@ def let_idle_blas_threads_sleep(timeout="4"):
     them sleep at once. OpenBLAS reads it only when its threads start, which they did when NumPy loaded it: so
     set it, have OpenBLAS read its environment again, and stop its threads (the next product starts new ones).
     Leaves a timeout the user chose alone (set OPENBLAS_THREAD_TIMEOUT=28, OpenBLAS's default, to keep the
-    spinning), and the environment as it was. Returns the libraries changed."""
+    spinning), and the environment as it was."""
     if "OPENBLAS_THREAD_TIMEOUT" in os.environ:
-        return []
+        return
     libraries = loaded_openblas()
     os.environ["OPENBLAS_THREAD_TIMEOUT"] = timeout
     try:
@@ -70,7 +70,6 @@ def let_idle_blas_threads_sleep(timeout="4"):
         del os.environ["OPENBLAS_THREAD_TIMEOUT"]  # child processes start with OpenBLAS's default
     for library in libraries:
         library.blas_thread_shutdown_()
-    return libraries
 
 
 def split(fn, arrays, axis=None):

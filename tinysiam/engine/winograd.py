@@ -53,7 +53,7 @@ class Conv2dWinogradOp(Function):
         # d[a, b, c, n, ty, tx] = padded[n, c, 2 ty + a, 2 tx + b]: the 4x4 tiles, 2 apart
         d = xp.lib.stride_tricks.as_strided(padded, (4, 4, c, n, th, tw), (s_h, s_w, s_c, s_n, 2 * s_h, 2 * s_w))
         tiles = workspace.empty(xp, d.shape, x.dtype)
-        threads.split(_copy, [tiles, d], axis=2)  # a slice of channels per core
+        threads.split(xp.copyto, [tiles, d], axis=2)  # a slice of channels per core
         self.v = workspace.matmul(_on(INPUT, x), tiles.reshape(16, -1)).reshape(16, c, -1)  # B^T d B
         del tiles  # back to the workspace: m, of the same size when OC = C, takes its memory
         self.u = (_on(FILTER, x) @ weight.reshape(oc * c, 9).T).reshape(16, oc, c)  # G g G^T
@@ -87,10 +87,6 @@ class Conv2dWinogradOp(Function):
 
 
 # the copies between images and tiles, on one slice of channels (threads.split runs a slice per core)
-def _copy(destination, source):
-    destination[...] = source
-
-
 def _untile(out, y):
     """out (C, N, OH, OW) from the 2x2 output tiles y (C, 2, 2, N, TH, TW): pixel (2 ty + a, 2 tx + b)."""
     oh, ow = out.shape[2:]
